@@ -1,0 +1,20 @@
+//! The serving layer shared by every Research Agent service binary.
+//!
+//! - [`args`]: the flags every service takes (`--listen`, `--config`, `--log-format`).
+//! - [`config`]: figment layering — built-in defaults < TOML file < `RA_*` environment < flags —
+//!   with validation before anything starts.
+//! - [`telemetry`]: tracing, human-readable text or JSON.
+//! - [`server`]: binds, serves `grpc.health.v1` (NOT_SERVING until the service says it is ready),
+//!   server reflection v1 and v1alpha, one tracing span per request, and shuts down gracefully.
+//! - [`shutdown`]: SIGTERM/SIGINT as a future, and a token long streams watch to end early.
+
+pub mod args;
+pub mod config;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use args::{LogFormat, ServiceArgs};
+pub use config::{ConfigError, ServerSettings, ServiceConfig, load_config};
+pub use server::{GrpcServer, ServeError, ServiceHealth, bind, serve};
+pub use shutdown::{Shutdown, shutdown_signal};

@@ -1,0 +1,165 @@
+//! Runs a set of tonic services with everything a production gRPC server needs around them:
+//! health (per service, NOT_SERVING until ready and again while draining), reflection v1 and
+//! v1alpha advertising exactly the served services, one tracing span per request, and a
+//! graceful shutdown that lets in-flight requests finish within a grace period.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::ServerSettings;
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot read the listener's address: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The health entries of one server: one per served service, plus the whole-server entry ("").
+#[derive(Clone)]
+pub struct ServiceHealth {
+    reporter: HealthReporter,
+    services: Vec<String>,
+}
+
+impl std::fmt::Debug for ServiceHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceHealth").field("services", &self.services).finish()
+    }
+}
+
+impl ServiceHealth {
+    /// Marks every listed service as ready to take requests.
+    pub async fn set_serving(&self) {
+        self.set_all(ServingStatus::Serving).await;
+    }
+
+    /// Marks every listed service as not ready (start-up, lost dependency, draining).
+    pub async fn set_not_serving(&self) {
+        self.set_all(ServingStatus::NotServing).await;
+    }
+
+    async fn set_all(&self, status: ServingStatus) {
+        for name in self.services.iter().map(String::as_str).chain([""]) {
+            self.reporter.set_service_status(name, status).await;
+        }
+    }
+}
+
+/// A server under construction: the services it will serve and their health.
+pub struct GrpcServer {
+    routes: Routes,
+    services: Vec<String>,
+    health: ServiceHealth,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer").field("services", &self.services).finish()
+    }
+}
+
+impl GrpcServer {
+    /// Starts with the given services (fully qualified names, for health and reflection), every
+    /// one of them NOT_SERVING until [`ServiceHealth::set_serving`] is called.
+    pub async fn new(routes: Routes, services: &[&str]) -> Self {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = ServiceHealth {
+            reporter,
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        health.set_not_serving().await;
+        Self {
+            routes: routes.add_service(health_service),
+            services: health.services.clone(),
+            health,
+        }
+    }
+
+    /// The handle to flip readiness with.
+    pub fn health(&self) -> ServiceHealth {
+        self.health.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` is triggered, then drains: health goes
+    /// NOT_SERVING, no new connection is accepted, in-flight requests get
+    /// `server.shutdown_grace_seconds` to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        settings: &ServerSettings,
+        shutdown: Shutdown,
+    ) -> Result<(), ServeError> {
+        let reflection_v1 = reflection_builder(&self.services).build_v1()?;
+        let reflection_v1alpha = reflection_builder(&self.services).build_v1alpha()?;
+        let routes = self.routes.add_service(reflection_v1).add_service(reflection_v1alpha);
+
+        let local_addr = listener.local_addr()?;
+        tracing::info!(address = %local_addr, services = ?self.services, "serving grpc");
+        let health = self.health.clone();
+        let drain_signal = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.requested().await;
+                health.set_not_serving().await;
+                tracing::info!("draining: no new connections, in-flight requests finish");
+            }
+        };
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain_signal);
+        let grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        tokio::select! {
+            result = server => result?,
+            () = async { shutdown.requested().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; dropping the requests still running");
+            }
+        }
+        tracing::info!(address = %local_addr, "server stopped");
+        Ok(())
+    }
+}
+
+/// Reflection over our contracts and health, advertising only the services actually served.
+fn reflection_builder(services: &[String]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ra_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for name in services {
+        builder = builder.with_service_name(name.clone());
+    }
+    builder
+}
+
+/// Binds `settings.listen`; a clear message when the port is taken.
+pub async fn bind(settings: &ServerSettings) -> std::io::Result<TcpListener> {
+    TcpListener::bind(settings.listen).await.map_err(|error| {
+        std::io::Error::new(error.kind(), format!("cannot listen on {}: {error}", settings.listen))
+    })
+}
+
+/// Convenience: builds a [`GrpcServer`], marks it ready at once and serves it.
+pub async fn serve(
+    routes: Routes,
+    services: &[&str],
+    listener: TcpListener,
+    settings: &ServerSettings,
+    shutdown: Shutdown,
+) -> Result<(), ServeError> {
+    let server = GrpcServer::new(routes, services).await;
+    server.health().set_serving().await;
+    server.serve(listener, settings, shutdown).await
+}
