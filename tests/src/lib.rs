@@ -1,0 +1,143 @@
+//! Helpers shared by the integration tests: services started in-process on 127.0.0.1:0 with
+//! their stores in temporary directories, and the locating of external test tools and data.
+//!
+//! Tools and data that a user's clone may lack are skipped loudly; with
+//! `RA_REQUIRE_TEST_DEPS=1` (set by `.ci/run`) a missing one fails the test instead.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ra_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use ra_serve::Shutdown;
+use registry_svc::RegistryConfig;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Set to `1` to turn every "skipped: missing tool or data" into a failure.
+pub const REQUIRE_DEPS_VAR: &str = "RA_REQUIRE_TEST_DEPS";
+/// Folder of the real datasets (default `../shared/data` beside the checkout).
+pub const TEST_DATA_VAR: &str = "RA_TEST_DATA";
+
+/// A registry-svc served in-process on an ephemeral port, its store in a temporary directory.
+pub struct RegistryUnderTest {
+    pub address: SocketAddr,
+    pub config: RegistryConfig,
+    shutdown: Shutdown,
+    task: JoinHandle<Result<(), registry_svc::RunError>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl RegistryUnderTest {
+    /// Starts on a fresh store.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts on a fresh store after `adjust` has changed the configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut RegistryConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = RegistryConfig::default();
+        config.store.path = dir.path().join("registry");
+        config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.server.shutdown_grace_seconds = 5;
+        adjust(&mut config);
+        Self::start_config(config, Some(dir)).await
+    }
+
+    /// Starts with exactly this configuration (the store directory is the caller's).
+    pub async fn start_config(config: RegistryConfig, dir: Option<tempfile::TempDir>) -> Self {
+        let listener = tokio::net::TcpListener::bind(config.server.listen).await.expect("bind 127.0.0.1:0");
+        let address = listener.local_addr().expect("local address");
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn({
+            let config = config.clone();
+            let shutdown = shutdown.clone();
+            async move { registry_svc::run(&config, listener, shutdown).await }
+        });
+        let started = Self { address, config, shutdown, task, _dir: dir };
+        started.wait_serving().await;
+        started
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub async fn client(&self) -> RegistryServiceClient<Channel> {
+        RegistryServiceClient::connect(self.endpoint())
+            .await
+            .expect("connect to the registry")
+            .max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// Polls the health service until the registry reports SERVING.
+    async fn wait_serving(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if health_status(&self.endpoint(), ra_proto::service_names::REGISTRY).await
+                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "registry never became SERVING");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Graceful shutdown; returns what `run` returned.
+    pub async fn stop(self) -> Result<(), registry_svc::RunError> {
+        self.shutdown.trigger();
+        self.task.await.expect("registry task panicked")
+    }
+
+    pub fn trigger_shutdown(&self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// The health status of `service` at `endpoint`, `None` if it cannot be asked.
+pub async fn health_status(
+    endpoint: &str,
+    service: &str,
+) -> Option<tonic_health::pb::health_check_response::ServingStatus> {
+    let channel = Channel::from_shared(endpoint.to_owned()).ok()?.connect().await.ok()?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let response = client
+        .check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() })
+        .await
+        .ok()?;
+    Some(response.into_inner().status())
+}
+
+/// Whether missing test tools and data fail tests (CI) instead of skipping them.
+pub fn deps_required() -> bool {
+    std::env::var(REQUIRE_DEPS_VAR).is_ok_and(|value| value == "1")
+}
+
+/// Reports a missing dependency: panics under [`REQUIRE_DEPS_VAR`], otherwise prints a loud skip.
+pub fn skip_or_fail(test: &str, what: &str) {
+    if deps_required() {
+        panic!("{test}: {what}, and {REQUIRE_DEPS_VAR}=1 forbids skipping");
+    }
+    eprintln!("\n==== SKIPPED {test}: {what} (set {REQUIRE_DEPS_VAR}=1 to make this a failure) ====\n");
+}
+
+/// The grpcurl binary: `$RA_GRPCURL`, else `grpcurl` on the PATH.
+pub fn grpcurl() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("RA_GRPCURL") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join("grpcurl")).find(|candidate| candidate.is_file())
+    })
+}
+
+/// The folder of real datasets: `$RA_TEST_DATA`, else `../shared/data` beside the workspace.
+pub fn test_data_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os(TEST_DATA_VAR) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+    };
+    dir.is_dir().then_some(dir)
+}
