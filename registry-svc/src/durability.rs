@@ -6,9 +6,11 @@
 //! whose ticket it covers return together.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use crate::error::{RegistryError, Result};
 
@@ -27,6 +29,8 @@ pub struct GroupCommit {
     wake: Arc<Notify>,
     state: watch::Receiver<FlushState>,
     flushes: Arc<AtomicU64>,
+    closing: Arc<AtomicBool>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl GroupCommit {
@@ -35,9 +39,17 @@ impl GroupCommit {
         let tickets = Arc::new(AtomicU64::new(0));
         let wake = Arc::new(Notify::new());
         let flushes = Arc::new(AtomicU64::new(0));
+        let closing = Arc::new(AtomicBool::new(false));
         let (sender, state) = watch::channel(FlushState::default());
-        tokio::spawn(flusher(db, Arc::clone(&tickets), Arc::clone(&wake), sender, Arc::clone(&flushes)));
-        Self { tickets, wake, state, flushes }
+        let task = tokio::spawn(flusher(
+            db,
+            Arc::clone(&tickets),
+            Arc::clone(&wake),
+            sender,
+            Arc::clone(&flushes),
+            Arc::clone(&closing),
+        ));
+        Self { tickets, wake, state, flushes, closing, task: Mutex::new(Some(task)) }
     }
 
     /// Waits until everything applied before this call is on disk.
@@ -62,12 +74,22 @@ impl GroupCommit {
     pub fn flush_count(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
     }
+
+    /// Flushes what is pending and stops the flusher, releasing its handle on the database.
+    pub async fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
-        // Wakes the flusher so it can see that nobody waits any more and exit.
-        self.tickets.store(u64::MAX, Ordering::SeqCst);
+        // Lets the flusher exit (and drop its database handle) once nobody can wait on it.
+        self.closing.store(true, Ordering::SeqCst);
         self.wake.notify_one();
     }
 }
@@ -78,6 +100,7 @@ async fn flusher(
     wake: Arc<Notify>,
     sender: watch::Sender<FlushState>,
     flushes: Arc<AtomicU64>,
+    closing: Arc<AtomicBool>,
 ) {
     loop {
         wake.notified().await;
@@ -85,13 +108,12 @@ async fn flusher(
         let flush_db = db.clone();
         let outcome = tokio::task::spawn_blocking(move || flush_db.flush()).await;
         flushes.fetch_add(1, Ordering::Relaxed);
-        let closing = target == u64::MAX;
         sender.send_modify(|state| match outcome {
             Ok(Ok(_)) => state.durable = state.durable.max(target),
             Ok(Err(error)) => state.failed = Some((target, error.to_string())),
             Err(join_error) => state.failed = Some((target, join_error.to_string())),
         });
-        if closing || sender.is_closed() {
+        if closing.load(Ordering::SeqCst) || sender.is_closed() {
             sender.send_modify(|state| state.closed = true);
             return;
         }

@@ -52,7 +52,10 @@ pub async fn run(config: &RegistryConfig, listener: TcpListener, shutdown: Shutd
     let server = GrpcServer::new(Routes::new(service.into_server()), &[service_names::REGISTRY]).await;
     server.health().set_serving().await;
     let served = server.serve(listener, &config.server, shutdown).await;
-    store.flush_blocking()?;
-    tracing::info!("registry store flushed");
+    store.close().await?;
+    tracing::info!("registry store flushed and closed");
+    if let Err(still_shared) = Arc::try_unwrap(store) {
+        tracing::warn!(handles = Arc::strong_count(&still_shared), "store still referenced by finishing tasks");
+    }
     Ok(served?)
 }

@@ -249,9 +249,14 @@ impl Store {
         self.landed.subscribe()
     }
 
-    /// Flushes everything synchronously (shutdown).
-    pub fn flush_blocking(&self) -> Result<()> {
-        self.db.flush()?;
+    /// Flushes everything and stops the background flusher (shutdown). The database closes
+    /// when the last handle to the store is dropped.
+    pub async fn close(&self) -> Result<()> {
+        self.durability.close().await;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|join_error| RegistryError::Io(std::io::Error::other(join_error)))??;
         Ok(())
     }
 

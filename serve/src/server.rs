@@ -137,7 +137,9 @@ fn reflection_builder(services: &[String]) -> tonic_reflection::server::Builder<
     let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ra_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health");
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
     for name in services {
         builder = builder.with_service_name(name.clone());
     }

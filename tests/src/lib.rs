@@ -53,7 +53,13 @@ impl RegistryUnderTest {
         let task = tokio::spawn({
             let config = config.clone();
             let shutdown = shutdown.clone();
-            async move { registry_svc::run(&config, listener, shutdown).await }
+            async move {
+                let result = registry_svc::run(&config, listener, shutdown).await;
+                if let Err(error) = &result {
+                    eprintln!("registry-svc under test failed: {error}");
+                }
+                result
+            }
         });
         let started = Self { address, config, shutdown, task, _dir: dir };
         started.wait_serving().await;
@@ -79,6 +85,9 @@ impl RegistryUnderTest {
                 == Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
             {
                 return;
+            }
+            if self.task.is_finished() {
+                panic!("the registry stopped before it was ready (see its error in the log above)");
             }
             assert!(tokio::time::Instant::now() < deadline, "registry never became SERVING");
             tokio::time::sleep(Duration::from_millis(20)).await;
