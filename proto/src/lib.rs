@@ -9,7 +9,8 @@ pub use prost_types;
 pub use tonic;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every contract, imports included.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ra_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ra_descriptor.bin"));
 
 /// Shared messages: model and training specs, goals, limits, states, metric points.
 pub mod common {
@@ -87,10 +88,15 @@ mod tests {
             super::service_names::REGISTRY,
             super::service_names::PLANNER,
         ] {
-            assert!(services.iter().any(|s| s == name), "{name} missing from {services:?}");
+            assert!(
+                services.iter().any(|s| s == name),
+                "{name} missing from {services:?}"
+            );
         }
         assert!(
-            set.file.iter().any(|f| f.name() == "google/protobuf/timestamp.proto"),
+            set.file
+                .iter()
+                .any(|f| f.name() == "google/protobuf/timestamp.proto"),
             "imports must be included for reflection"
         );
     }

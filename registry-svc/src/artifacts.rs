@@ -42,7 +42,9 @@ impl ArtifactFiles {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.dir.join("tmp").join(uuid::Uuid::now_v7().simple().to_string())
+        self.dir
+            .join("tmp")
+            .join(uuid::Uuid::now_v7().simple().to_string())
     }
 }
 
@@ -66,7 +68,11 @@ impl Drop for ArtifactUpload<'_> {
 }
 
 fn check_sha256(field: &str, value: &str) -> Result<()> {
-    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if value.len() == 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(RegistryError::invalid(format!(
@@ -105,7 +111,8 @@ impl ArtifactUpload<'_> {
         let file = self.file.take().ok_or(RegistryError::ShuttingDown)?;
         let temp_path = self.temp_path.clone();
         let final_path = self.store.artifacts.final_path(&sha256);
-        let placed = tokio::task::spawn_blocking(move || place_file(file, &temp_path, &final_path)).await;
+        let placed =
+            tokio::task::spawn_blocking(move || place_file(file, &temp_path, &final_path)).await;
         match placed {
             Ok(result) => result?,
             Err(join_error) => return Err(RegistryError::Io(std::io::Error::other(join_error))),
@@ -128,7 +135,13 @@ impl ArtifactUpload<'_> {
                 write.put(&base_key, &record);
             }
             if !record.experiment_id.is_empty() {
-                write.put(format!("{}{sha256}", keys::experiment_artifacts(&record.experiment_id)), &record);
+                write.put(
+                    format!(
+                        "{}{sha256}",
+                        keys::experiment_artifacts(&record.experiment_id)
+                    ),
+                    &record,
+                );
                 write.event(&record.experiment_id, Record::Artifact(record.clone()))?;
             }
             Ok(record)
@@ -146,7 +159,9 @@ fn place_file(file: File, temp_path: &PathBuf, final_path: &PathBuf) -> Result<(
         std::fs::remove_file(temp_path)?;
         return Ok(());
     }
-    let parent = final_path.parent().ok_or_else(|| std::io::Error::other("artifact path has no parent"))?;
+    let parent = final_path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("artifact path has no parent"))?;
     std::fs::create_dir_all(parent)?;
     std::fs::rename(temp_path, final_path)?;
     File::open(parent)?.sync_all()?;
@@ -192,12 +207,20 @@ impl Store {
     /// Starts an upload after checking its metadata and the records it links to.
     pub fn begin_upload(&self, metadata: ArtifactMetadata) -> Result<ArtifactUpload<'_>> {
         validate::name("metadata.name", &metadata.name)?;
-        validate::bounded_line("metadata.content_type", &metadata.content_type, MAX_CONTENT_TYPE_CHARS)?;
+        validate::bounded_line(
+            "metadata.content_type",
+            &metadata.content_type,
+            MAX_CONTENT_TYPE_CHARS,
+        )?;
         if !metadata.expected_sha256.is_empty() {
             check_sha256("metadata.expected_sha256", &metadata.expected_sha256)?;
         }
         if !metadata.trial_id.is_empty() {
-            let trial = self.get_trial(&parse_id(EntityKind::Trial, "metadata.trial_id", &metadata.trial_id)?)?;
+            let trial = self.get_trial(&parse_id(
+                EntityKind::Trial,
+                "metadata.trial_id",
+                &metadata.trial_id,
+            )?)?;
             if !metadata.experiment_id.is_empty() && metadata.experiment_id != trial.experiment_id {
                 return Err(RegistryError::invalid(format!(
                     "metadata.trial_id {} belongs to experiment {}, not {}",
@@ -236,13 +259,24 @@ impl Store {
                 "artifact {sha256} is recorded but its content cannot be read ({error}); re-upload it"
             ))
         })?;
-        Ok(ArtifactReader { artifact, file, hasher: Sha256::new(), read: 0 })
+        Ok(ArtifactReader {
+            artifact,
+            file,
+            hasher: Sha256::new(),
+            read: 0,
+        })
     }
 
-    pub fn list_artifacts(&self, experiment_id: &str, page: &PageRequest) -> Result<Page<Artifact>> {
+    pub fn list_artifacts(
+        &self,
+        experiment_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Artifact>> {
         let experiment_id = self.existing_experiment(experiment_id)?;
-        self.page(&keys::experiment_artifacts(&experiment_id), page, |key, value| {
-            crate::records::decode(key, value).map(Some)
-        })
+        self.page(
+            &keys::experiment_artifacts(&experiment_id),
+            page,
+            |key, value| crate::records::decode(key, value).map(Some),
+        )
     }
 }

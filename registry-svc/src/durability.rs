@@ -49,7 +49,14 @@ impl GroupCommit {
             Arc::clone(&flushes),
             Arc::clone(&closing),
         ));
-        Self { tickets, wake, state, flushes, closing, task: Mutex::new(Some(task)) }
+        Self {
+            tickets,
+            wake,
+            state,
+            flushes,
+            closing,
+            task: Mutex::new(Some(task)),
+        }
     }
 
     /// Waits until everything applied before this call is on disk.
@@ -58,14 +65,20 @@ impl GroupCommit {
         self.wake.notify_one();
         let mut state = self.state.clone();
         let reached = state
-            .wait_for(|s| s.durable >= ticket || s.closed || s.failed.as_ref().is_some_and(|(t, _)| *t >= ticket))
+            .wait_for(|s| {
+                s.durable >= ticket
+                    || s.closed
+                    || s.failed.as_ref().is_some_and(|(t, _)| *t >= ticket)
+            })
             .await
             .map_err(|_| RegistryError::ShuttingDown)?;
         if reached.durable >= ticket {
             return Ok(());
         }
         if let Some((_, error)) = &reached.failed {
-            return Err(RegistryError::Io(std::io::Error::other(format!("flush to disk failed: {error}"))));
+            return Err(RegistryError::Io(std::io::Error::other(format!(
+                "flush to disk failed: {error}"
+            ))));
         }
         Err(RegistryError::ShuttingDown)
     }
@@ -79,7 +92,11 @@ impl GroupCommit {
     pub async fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
         self.wake.notify_one();
-        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
         if let Some(task) = task {
             let _ = task.await;
         }
@@ -134,7 +151,8 @@ mod tests {
             let db = db.clone();
             let commit = Arc::clone(&commit);
             tasks.push(tokio::spawn(async move {
-                db.insert(writer.to_be_bytes(), b"x".to_vec()).expect("insert");
+                db.insert(writer.to_be_bytes(), b"x".to_vec())
+                    .expect("insert");
                 commit.wait_durable().await
             }));
         }
@@ -142,6 +160,9 @@ mod tests {
             task.await.expect("join").expect("durable");
         }
         assert!(commit.flush_count() >= 1);
-        assert!(commit.flush_count() <= 64, "never more flushes than writers");
+        assert!(
+            commit.flush_count() <= 64,
+            "never more flushes than writers"
+        );
     }
 }

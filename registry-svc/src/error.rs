@@ -26,7 +26,11 @@ pub enum RegistryError {
     #[error(
         "the store at {path} has format version {found}, but this registry-svc reads versions up to {supported}; run a newer registry-svc on it (it was not modified)"
     )]
-    IncompatibleFormat { path: String, found: u32, supported: u32 },
+    IncompatibleFormat {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     /// The embedded database failed.
     #[error("storage error: {0}")]
     Storage(#[from] sled::Error),

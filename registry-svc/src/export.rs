@@ -17,13 +17,35 @@ impl Store {
     /// The experiment and all of its records as one JSON document.
     pub fn export_json(&self, experiment_id: &str) -> Result<String> {
         let experiment_id = self.existing_experiment(experiment_id)?;
-        let experiment = self.raw_json("ra.registry.v1.Experiment", &keys::experiment(&experiment_id))?;
-        let candidates = self.indexed_json(&keys::experiment_candidates(&experiment_id), "ra.registry.v1.Candidate", keys::candidate)?;
-        let trials = self.indexed_json(&keys::experiment_trials(&experiment_id), "ra.registry.v1.Trial", keys::trial)?;
-        let decisions = self.indexed_json(&keys::experiment_decisions(&experiment_id), "ra.registry.v1.Decision", keys::decision)?;
-        let evaluations = self.indexed_json(&keys::experiment_evaluations(&experiment_id), "ra.registry.v1.Evaluation", keys::evaluation)?;
+        let experiment = self.raw_json(
+            "ra.registry.v1.Experiment",
+            &keys::experiment(&experiment_id),
+        )?;
+        let candidates = self.indexed_json(
+            &keys::experiment_candidates(&experiment_id),
+            "ra.registry.v1.Candidate",
+            keys::candidate,
+        )?;
+        let trials = self.indexed_json(
+            &keys::experiment_trials(&experiment_id),
+            "ra.registry.v1.Trial",
+            keys::trial,
+        )?;
+        let decisions = self.indexed_json(
+            &keys::experiment_decisions(&experiment_id),
+            "ra.registry.v1.Decision",
+            keys::decision,
+        )?;
+        let evaluations = self.indexed_json(
+            &keys::experiment_evaluations(&experiment_id),
+            "ra.registry.v1.Evaluation",
+            keys::evaluation,
+        )?;
         let mut artifacts = Vec::new();
-        for entry in self.records.scan_prefix(keys::experiment_artifacts(&experiment_id).as_bytes()) {
+        for entry in self
+            .records
+            .scan_prefix(keys::experiment_artifacts(&experiment_id).as_bytes())
+        {
             let (key, value) = entry?;
             artifacts.push(to_json("ra.registry.v1.Artifact", &key, &value)?);
         }
@@ -57,7 +79,11 @@ impl Store {
     pub fn export_csv(&self, experiment_id: &str) -> Result<CsvExport<'_>> {
         let experiment_id = self.existing_experiment(experiment_id)?;
         let trials = self.trials_of(&experiment_id)?;
-        Ok(CsvExport { store: self, trials: trials.into_iter(), header_sent: false })
+        Ok(CsvExport {
+            store: self,
+            trials: trials.into_iter(),
+            header_sent: false,
+        })
     }
 
     fn trials_of(&self, experiment_id: &str) -> Result<Vec<Trial>> {
@@ -77,7 +103,12 @@ impl Store {
         to_json(full_name, key.as_bytes(), &bytes)
     }
 
-    fn indexed_json(&self, prefix: &str, full_name: &str, record_key: fn(&str) -> String) -> Result<Vec<Value>> {
+    fn indexed_json(
+        &self,
+        prefix: &str,
+        full_name: &str,
+        record_key: fn(&str) -> String,
+    ) -> Result<Vec<Value>> {
         self.records
             .scan_prefix(prefix.as_bytes())
             .map(|entry| {
@@ -104,7 +135,15 @@ pub struct CsvExport<'a> {
     header_sent: bool,
 }
 
-pub const CSV_HEADER: [&str; 7] = ["trial_id", "candidate_id", "seed", "metric", "step", "value", "wall_time"];
+pub const CSV_HEADER: [&str; 7] = [
+    "trial_id",
+    "candidate_id",
+    "seed",
+    "metric",
+    "step",
+    "value",
+    "wall_time",
+];
 
 impl CsvExport<'_> {
     /// The next chunk of CSV text, `None` when done. The first chunk starts with the header.
@@ -121,9 +160,7 @@ impl CsvExport<'_> {
             for point in self.store.all_points(&trial.id)? {
                 let wall = point
                     .wall_time
-                    .map(|time| {
-                        format!("{}", time)
-                    })
+                    .map(|time| format!("{}", time))
                     .unwrap_or_default();
                 writer
                     .write_record([
@@ -138,6 +175,9 @@ impl CsvExport<'_> {
                     .map_err(csv_error)?;
             }
         }
-        writer.into_inner().map(Some).map_err(|error| RegistryError::Io(std::io::Error::other(error.to_string())))
+        writer
+            .into_inner()
+            .map(Some)
+            .map_err(|error| RegistryError::Io(std::io::Error::other(error.to_string())))
     }
 }

@@ -31,7 +31,11 @@ pub struct RegistryGrpc {
 
 impl RegistryGrpc {
     pub fn new(store: Arc<Store>, shutdown: Shutdown, max_message_bytes: usize) -> Self {
-        Self { store, shutdown, max_message_bytes }
+        Self {
+            store,
+            shutdown,
+            max_message_bytes,
+        }
     }
 
     /// The tonic server for this service, with the configured message-size limits.
@@ -65,47 +69,88 @@ where
 
 #[tonic::async_trait]
 impl RegistryService for RegistryGrpc {
-    async fn create_experiment(&self, request: Request<pb::CreateExperimentRequest>) -> Result<Response<pb::Experiment>, Status> {
+    async fn create_experiment(
+        &self,
+        request: Request<pb::CreateExperimentRequest>,
+    ) -> Result<Response<pb::Experiment>, Status> {
         ok(self.store.create_experiment(request.into_inner()).await?)
     }
 
-    async fn get_experiment(&self, request: Request<pb::GetExperimentRequest>) -> Result<Response<pb::Experiment>, Status> {
+    async fn get_experiment(
+        &self,
+        request: Request<pb::GetExperimentRequest>,
+    ) -> Result<Response<pb::Experiment>, Status> {
         ok(self.store.get_experiment(&request.into_inner().id)?)
     }
 
-    async fn list_experiments(&self, request: Request<pb::ListExperimentsRequest>) -> Result<Response<pb::ListExperimentsResponse>, Status> {
+    async fn list_experiments(
+        &self,
+        request: Request<pb::ListExperimentsRequest>,
+    ) -> Result<Response<pb::ListExperimentsResponse>, Status> {
         let request = request.into_inner();
-        let page = self.store.list_experiments(request.status, &page(request.page_size, request.page_token))?;
-        ok(pb::ListExperimentsResponse { experiments: page.items, next_page_token: page.next_page_token })
+        let page = self
+            .store
+            .list_experiments(request.status, &page(request.page_size, request.page_token))?;
+        ok(pb::ListExperimentsResponse {
+            experiments: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
-    async fn update_experiment(&self, request: Request<pb::UpdateExperimentRequest>) -> Result<Response<pb::Experiment>, Status> {
+    async fn update_experiment(
+        &self,
+        request: Request<pb::UpdateExperimentRequest>,
+    ) -> Result<Response<pb::Experiment>, Status> {
         ok(self.store.update_experiment(request.into_inner()).await?)
     }
 
-    async fn create_candidate(&self, request: Request<pb::CreateCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
+    async fn create_candidate(
+        &self,
+        request: Request<pb::CreateCandidateRequest>,
+    ) -> Result<Response<pb::Candidate>, Status> {
         ok(self.store.create_candidate(request.into_inner()).await?)
     }
 
-    async fn get_candidate(&self, request: Request<pb::GetCandidateRequest>) -> Result<Response<pb::Candidate>, Status> {
+    async fn get_candidate(
+        &self,
+        request: Request<pb::GetCandidateRequest>,
+    ) -> Result<Response<pb::Candidate>, Status> {
         ok(self.store.get_candidate(&request.into_inner().id)?)
     }
 
-    async fn list_candidates(&self, request: Request<pb::ListCandidatesRequest>) -> Result<Response<pb::ListCandidatesResponse>, Status> {
+    async fn list_candidates(
+        &self,
+        request: Request<pb::ListCandidatesRequest>,
+    ) -> Result<Response<pb::ListCandidatesResponse>, Status> {
         let request = request.into_inner();
-        let page = self.store.list_candidates(&request.experiment_id, &page(request.page_size, request.page_token))?;
-        ok(pb::ListCandidatesResponse { candidates: page.items, next_page_token: page.next_page_token })
+        let page = self.store.list_candidates(
+            &request.experiment_id,
+            &page(request.page_size, request.page_token),
+        )?;
+        ok(pb::ListCandidatesResponse {
+            candidates: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
-    async fn create_trial(&self, request: Request<pb::CreateTrialRequest>) -> Result<Response<pb::Trial>, Status> {
+    async fn create_trial(
+        &self,
+        request: Request<pb::CreateTrialRequest>,
+    ) -> Result<Response<pb::Trial>, Status> {
         ok(self.store.create_trial(request.into_inner()).await?)
     }
 
-    async fn get_trial(&self, request: Request<pb::GetTrialRequest>) -> Result<Response<pb::Trial>, Status> {
+    async fn get_trial(
+        &self,
+        request: Request<pb::GetTrialRequest>,
+    ) -> Result<Response<pb::Trial>, Status> {
         ok(self.store.get_trial(&request.into_inner().id)?)
     }
 
-    async fn list_trials(&self, request: Request<pb::ListTrialsRequest>) -> Result<Response<pb::ListTrialsResponse>, Status> {
+    async fn list_trials(
+        &self,
+        request: Request<pb::ListTrialsRequest>,
+    ) -> Result<Response<pb::ListTrialsResponse>, Status> {
         let request = request.into_inner();
         let page = self.store.list_trials(
             &request.experiment_id,
@@ -113,14 +158,23 @@ impl RegistryService for RegistryGrpc {
             request.state,
             &page(request.page_size, request.page_token),
         )?;
-        ok(pb::ListTrialsResponse { trials: page.items, next_page_token: page.next_page_token })
+        ok(pb::ListTrialsResponse {
+            trials: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
-    async fn update_trial(&self, request: Request<pb::UpdateTrialRequest>) -> Result<Response<pb::Trial>, Status> {
+    async fn update_trial(
+        &self,
+        request: Request<pb::UpdateTrialRequest>,
+    ) -> Result<Response<pb::Trial>, Status> {
         ok(self.store.update_trial(request.into_inner()).await?)
     }
 
-    async fn append_metrics(&self, request: Request<Streaming<pb::AppendMetricsRequest>>) -> Result<Response<pb::AppendMetricsResponse>, Status> {
+    async fn append_metrics(
+        &self,
+        request: Request<Streaming<pb::AppendMetricsRequest>>,
+    ) -> Result<Response<pb::AppendMetricsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut written = pb::AppendMetricsResponse::default();
         loop {
@@ -132,7 +186,7 @@ impl RegistryService for RegistryGrpc {
                     return Err(with_progress(status, &written));
                 }
             };
-            match self.store.append_metrics(&batch.trial_id, &batch.points) {
+            match self.store.append_metrics(&batch.trial_id, batch.points) {
                 Ok(points) => {
                     written.batches_written += 1;
                     written.points_written += points as u64;
@@ -148,47 +202,92 @@ impl RegistryService for RegistryGrpc {
         ok(written)
     }
 
-    async fn list_metrics(&self, request: Request<pb::ListMetricsRequest>) -> Result<Response<pb::ListMetricsResponse>, Status> {
+    async fn list_metrics(
+        &self,
+        request: Request<pb::ListMetricsRequest>,
+    ) -> Result<Response<pb::ListMetricsResponse>, Status> {
         let request = request.into_inner();
-        let page = self.store.list_metrics(&request.trial_id, &request.name, &page(request.page_size, request.page_token))?;
-        ok(pb::ListMetricsResponse { points: page.items, next_page_token: page.next_page_token })
+        let page = self.store.list_metrics(
+            &request.trial_id,
+            &request.name,
+            &page(request.page_size, request.page_token),
+        )?;
+        ok(pb::ListMetricsResponse {
+            points: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
-    async fn create_decision(&self, request: Request<pb::CreateDecisionRequest>) -> Result<Response<pb::Decision>, Status> {
+    async fn create_decision(
+        &self,
+        request: Request<pb::CreateDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
         ok(self.store.create_decision(request.into_inner()).await?)
     }
 
-    async fn get_decision(&self, request: Request<pb::GetDecisionRequest>) -> Result<Response<pb::Decision>, Status> {
+    async fn get_decision(
+        &self,
+        request: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
         ok(self.store.get_decision(&request.into_inner().id)?)
     }
 
-    async fn list_decisions(&self, request: Request<pb::ListDecisionsRequest>) -> Result<Response<pb::ListDecisionsResponse>, Status> {
+    async fn list_decisions(
+        &self,
+        request: Request<pb::ListDecisionsRequest>,
+    ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
         let request = request.into_inner();
-        let page = self.store.list_decisions(&request.experiment_id, &page(request.page_size, request.page_token))?;
-        ok(pb::ListDecisionsResponse { decisions: page.items, next_page_token: page.next_page_token })
+        let page = self.store.list_decisions(
+            &request.experiment_id,
+            &page(request.page_size, request.page_token),
+        )?;
+        ok(pb::ListDecisionsResponse {
+            decisions: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
-    async fn create_evaluation(&self, request: Request<pb::CreateEvaluationRequest>) -> Result<Response<pb::Evaluation>, Status> {
+    async fn create_evaluation(
+        &self,
+        request: Request<pb::CreateEvaluationRequest>,
+    ) -> Result<Response<pb::Evaluation>, Status> {
         ok(self.store.create_evaluation(request.into_inner()).await?)
     }
 
-    async fn get_evaluation(&self, request: Request<pb::GetEvaluationRequest>) -> Result<Response<pb::Evaluation>, Status> {
+    async fn get_evaluation(
+        &self,
+        request: Request<pb::GetEvaluationRequest>,
+    ) -> Result<Response<pb::Evaluation>, Status> {
         ok(self.store.get_evaluation(&request.into_inner().id)?)
     }
 
-    async fn list_evaluations(&self, request: Request<pb::ListEvaluationsRequest>) -> Result<Response<pb::ListEvaluationsResponse>, Status> {
+    async fn list_evaluations(
+        &self,
+        request: Request<pb::ListEvaluationsRequest>,
+    ) -> Result<Response<pb::ListEvaluationsResponse>, Status> {
         let request = request.into_inner();
-        let page = self.store.list_evaluations(&request.experiment_id, &page(request.page_size, request.page_token))?;
-        ok(pb::ListEvaluationsResponse { evaluations: page.items, next_page_token: page.next_page_token })
+        let page = self.store.list_evaluations(
+            &request.experiment_id,
+            &page(request.page_size, request.page_token),
+        )?;
+        ok(pb::ListEvaluationsResponse {
+            evaluations: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
-    async fn upload_artifact(&self, request: Request<Streaming<pb::UploadArtifactRequest>>) -> Result<Response<pb::Artifact>, Status> {
+    async fn upload_artifact(
+        &self,
+        request: Request<Streaming<pb::UploadArtifactRequest>>,
+    ) -> Result<Response<pb::Artifact>, Status> {
         let mut stream = request.into_inner();
         let first = stream.message().await?.ok_or_else(|| {
             Status::invalid_argument("the upload stream is empty: send metadata and data chunks")
         })?;
         let metadata = first.metadata.ok_or_else(|| {
-            Status::invalid_argument("the first upload message must carry metadata (at least a name)")
+            Status::invalid_argument(
+                "the first upload message must carry metadata (at least a name)",
+            )
         })?;
         let mut upload = self.store.begin_upload(metadata)?;
         upload.write(&first.data)?;
@@ -200,16 +299,25 @@ impl RegistryService for RegistryGrpc {
 
     type DownloadArtifactStream = ResponseStream<pb::DownloadArtifactResponse>;
 
-    async fn download_artifact(&self, request: Request<pb::DownloadArtifactRequest>) -> Result<Response<Self::DownloadArtifactStream>, Status> {
+    async fn download_artifact(
+        &self,
+        request: Request<pb::DownloadArtifactRequest>,
+    ) -> Result<Response<Self::DownloadArtifactStream>, Status> {
         let mut reader = self.store.open_artifact(&request.into_inner().sha256)?;
         let stream = spawn_stream(|sender| async move {
             let mut artifact = Some(reader.artifact().clone());
             loop {
                 let message = match reader.next_chunk() {
-                    Ok(Some(data)) => Ok(pb::DownloadArtifactResponse { artifact: artifact.take(), data }),
+                    Ok(Some(data)) => Ok(pb::DownloadArtifactResponse {
+                        artifact: artifact.take(),
+                        data,
+                    }),
                     Ok(None) if artifact.is_some() => {
                         // Empty artifact: still send its metadata once.
-                        Ok(pb::DownloadArtifactResponse { artifact: artifact.take(), data: Vec::new() })
+                        Ok(pb::DownloadArtifactResponse {
+                            artifact: artifact.take(),
+                            data: Vec::new(),
+                        })
                     }
                     Ok(None) => return,
                     Err(error) => Err(Status::from(error)),
@@ -223,19 +331,34 @@ impl RegistryService for RegistryGrpc {
         ok(stream)
     }
 
-    async fn get_artifact(&self, request: Request<pb::GetArtifactRequest>) -> Result<Response<pb::Artifact>, Status> {
+    async fn get_artifact(
+        &self,
+        request: Request<pb::GetArtifactRequest>,
+    ) -> Result<Response<pb::Artifact>, Status> {
         ok(self.store.get_artifact(&request.into_inner().sha256)?)
     }
 
-    async fn list_artifacts(&self, request: Request<pb::ListArtifactsRequest>) -> Result<Response<pb::ListArtifactsResponse>, Status> {
+    async fn list_artifacts(
+        &self,
+        request: Request<pb::ListArtifactsRequest>,
+    ) -> Result<Response<pb::ListArtifactsResponse>, Status> {
         let request = request.into_inner();
-        let page = self.store.list_artifacts(&request.experiment_id, &page(request.page_size, request.page_token))?;
-        ok(pb::ListArtifactsResponse { artifacts: page.items, next_page_token: page.next_page_token })
+        let page = self.store.list_artifacts(
+            &request.experiment_id,
+            &page(request.page_size, request.page_token),
+        )?;
+        ok(pb::ListArtifactsResponse {
+            artifacts: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
     type WatchExperimentStream = ResponseStream<pb::ExperimentEvent>;
 
-    async fn watch_experiment(&self, request: Request<pb::WatchExperimentRequest>) -> Result<Response<Self::WatchExperimentStream>, Status> {
+    async fn watch_experiment(
+        &self,
+        request: Request<pb::WatchExperimentRequest>,
+    ) -> Result<Response<Self::WatchExperimentStream>, Status> {
         let request = request.into_inner();
         let experiment_id = self.store.existing_experiment(&request.experiment_id)?;
         let store = Arc::clone(&self.store);
@@ -274,8 +397,13 @@ impl RegistryService for RegistryGrpc {
         ok(stream)
     }
 
-    async fn export_experiment(&self, request: Request<pb::ExportExperimentRequest>) -> Result<Response<pb::ExportExperimentResponse>, Status> {
-        let json = self.store.export_json(&request.into_inner().experiment_id)?;
+    async fn export_experiment(
+        &self,
+        request: Request<pb::ExportExperimentRequest>,
+    ) -> Result<Response<pb::ExportExperimentResponse>, Status> {
+        let json = self
+            .store
+            .export_json(&request.into_inner().experiment_id)?;
         if json.len() + 1024 > self.max_message_bytes {
             return Err(RegistryError::ResourceExhausted(format!(
                 "the export is {} bytes, over server.max_message_bytes ({}); raise that limit or read the metrics with ExportMetricsCsv",
@@ -289,8 +417,13 @@ impl RegistryService for RegistryGrpc {
 
     type ExportMetricsCsvStream = ResponseStream<pb::ExportMetricsCsvResponse>;
 
-    async fn export_metrics_csv(&self, request: Request<pb::ExportMetricsCsvRequest>) -> Result<Response<Self::ExportMetricsCsvStream>, Status> {
-        let experiment_id = self.store.existing_experiment(&request.into_inner().experiment_id)?;
+    async fn export_metrics_csv(
+        &self,
+        request: Request<pb::ExportMetricsCsvRequest>,
+    ) -> Result<Response<Self::ExportMetricsCsvStream>, Status> {
+        let experiment_id = self
+            .store
+            .existing_experiment(&request.into_inner().experiment_id)?;
         let store = Arc::clone(&self.store);
         let stream = spawn_stream(move |sender| async move {
             let mut export = match store.export_csv(&experiment_id) {

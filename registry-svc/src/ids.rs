@@ -44,11 +44,18 @@ impl EntityKind {
 /// Checks that `value` is a well-formed id of `kind`; `field` names the request field.
 pub fn parse_id(kind: EntityKind, field: &str, value: &str) -> Result<String> {
     if value.is_empty() {
-        return Err(RegistryError::invalid(format!("{field} is empty: give a {} id", kind.noun())));
+        return Err(RegistryError::invalid(format!(
+            "{field} is empty: give a {} id",
+            kind.noun()
+        )));
     }
     let well_formed = value
         .strip_prefix(kind.prefix())
-        .and_then(|rest| Uuid::try_parse(rest).ok().filter(|uuid| uuid.simple().to_string() == rest))
+        .and_then(|rest| {
+            Uuid::try_parse(rest)
+                .ok()
+                .filter(|uuid| uuid.simple().to_string() == rest)
+        })
         .is_some();
     if !well_formed {
         let shown: String = value.chars().take(80).collect();
@@ -64,7 +71,11 @@ pub fn parse_id(kind: EntityKind, field: &str, value: &str) -> Result<String> {
 
 /// An optional client-chosen id for a create, or a fresh one.
 pub fn id_for_create(kind: EntityKind, requested: &str) -> Result<String> {
-    if requested.is_empty() { Ok(kind.new_id()) } else { parse_id(kind, "id", requested) }
+    if requested.is_empty() {
+        Ok(kind.new_id())
+    } else {
+        parse_id(kind, "id", requested)
+    }
 }
 
 #[cfg(test)]
@@ -82,7 +93,14 @@ mod tests {
     #[test]
     fn malformed_or_misplaced_ids_are_refused() {
         let trial = EntityKind::Trial.new_id();
-        for bad in ["", "exp_", "exp_xyz", "EXP_0192", &trial, &trial.to_uppercase()] {
+        for bad in [
+            "",
+            "exp_",
+            "exp_xyz",
+            "EXP_0192",
+            &trial,
+            &trial.to_uppercase(),
+        ] {
             let err = parse_id(EntityKind::Experiment, "experiment_id", bad).expect_err(bad);
             assert!(err.to_string().contains("experiment_id"), "{err}");
         }

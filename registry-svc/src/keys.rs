@@ -9,7 +9,7 @@
 //! | `cs/{candidate}/{seed:020}` | trial id holding that seed |
 //! | `d/{decision}` · `ed/{experiment}/{decision}` | Decision · index |
 //! | `v/{evaluation}` · `ev/{experiment}/{evaluation}` | Evaluation · index |
-//! | `m/{trial}/{metric}\0{step u64 BE}` | value f64 LE + wall time ns i64 LE |
+//! | `m/{trial}/{metric}\0{sequence u64 BE}` | a chunk: (step, value, wall time) × n |
 //! | `w/{experiment}/{position u64 BE}` | ExperimentEvent |
 //! | `a/{sha256}` · `ea/{experiment}/{sha256}` | Artifact · the experiment's link to it |
 
@@ -55,23 +55,26 @@ pub fn experiment_evaluations(experiment: &str) -> String {
 pub fn trial_metrics(trial: &str) -> String {
     format!("m/{trial}/")
 }
+/// Prefix of every chunk of one metric of one trial.
 pub fn metric_series(trial: &str, name: &str) -> Vec<u8> {
     let mut key = trial_metrics(trial).into_bytes();
     key.extend_from_slice(name.as_bytes());
     key.push(0);
     key
 }
-pub fn metric_point(trial: &str, name: &str, step: u64) -> Vec<u8> {
+/// One chunk of a series: the points one batch wrote for that metric, `sequence` increasing
+/// with every write so that a later chunk overrides an earlier one at the same step.
+pub fn metric_chunk(trial: &str, name: &str, sequence: u64) -> Vec<u8> {
     let mut key = metric_series(trial, name);
-    key.extend_from_slice(&step.to_be_bytes());
+    key.extend_from_slice(&sequence.to_be_bytes());
     key
 }
-/// Splits the tail of a metric key (after the trial prefix) into name and step.
+/// Splits the tail of a chunk key (after the trial prefix) into metric name and sequence.
 pub fn parse_metric_tail(tail: &[u8]) -> Option<(&str, u64)> {
     let split = tail.iter().position(|b| *b == 0)?;
     let name = std::str::from_utf8(&tail[..split]).ok()?;
-    let step = u64::from_be_bytes(tail.get(split + 1..)?.try_into().ok()?);
-    Some((name, step))
+    let sequence = u64::from_be_bytes(tail.get(split + 1..)?.try_into().ok()?);
+    Some((name, sequence))
 }
 
 pub fn experiment_events(experiment: &str) -> String {
@@ -98,31 +101,17 @@ pub fn last_segment(key: &[u8]) -> &[u8] {
     }
 }
 
-/// Encodes a metric value and its wall time (ns since the epoch).
-pub fn metric_value(value: f64, wall_time_nanos: i64) -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&value.to_le_bytes());
-    bytes[8..].copy_from_slice(&wall_time_nanos.to_le_bytes());
-    bytes
-}
-pub fn parse_metric_value(bytes: &[u8]) -> Option<(f64, i64)> {
-    let value = f64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let wall = i64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
-    Some((value, wall))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn metric_keys_round_trip_and_sort_by_name_then_step() {
-        let a = metric_point("trial_x", "loss", 2);
-        let b = metric_point("trial_x", "loss", 10);
-        let c = metric_point("trial_x", "loss2", 0);
+    fn chunk_keys_round_trip_and_sort_by_name_then_sequence() {
+        let a = metric_chunk("trial_x", "loss", 2);
+        let b = metric_chunk("trial_x", "loss", 10);
+        let c = metric_chunk("trial_x", "loss2", 0);
         assert!(a < b && b < c);
         let prefix = trial_metrics("trial_x").len();
         assert_eq!(parse_metric_tail(&b[prefix..]), Some(("loss", 10)));
-        assert_eq!(parse_metric_value(&metric_value(0.25, 7)), Some((0.25, 7)));
     }
 }

@@ -45,17 +45,32 @@ pub enum RunError {
 }
 
 /// Opens the store, serves on `listener` until `shutdown` triggers, then flushes the store.
-pub async fn run(config: &RegistryConfig, listener: TcpListener, shutdown: Shutdown) -> Result<(), RunError> {
+pub async fn run(
+    config: &RegistryConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
     let store = Arc::new(Store::open(config.store.clone())?);
     tracing::info!(path = %store.path().display(), "registry store open");
-    let service = grpc::RegistryGrpc::new(Arc::clone(&store), shutdown.clone(), config.server.max_message_bytes);
-    let server = GrpcServer::new(Routes::new(service.into_server()), &[service_names::REGISTRY]).await;
+    let service = grpc::RegistryGrpc::new(
+        Arc::clone(&store),
+        shutdown.clone(),
+        config.server.max_message_bytes,
+    );
+    let server = GrpcServer::new(
+        Routes::new(service.into_server()),
+        &[service_names::REGISTRY],
+    )
+    .await;
     server.health().set_serving().await;
     let served = server.serve(listener, &config.server, shutdown).await;
     store.close().await?;
     tracing::info!("registry store flushed and closed");
     if let Err(still_shared) = Arc::try_unwrap(store) {
-        tracing::warn!(handles = Arc::strong_count(&still_shared), "store still referenced by finishing tasks");
+        tracing::warn!(
+            handles = Arc::strong_count(&still_shared),
+            "store still referenced by finishing tasks"
+        );
     }
     Ok(served?)
 }

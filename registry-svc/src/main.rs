@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use ra_serve::{Shutdown, ServiceArgs, load_config, shutdown_signal};
+use ra_serve::{ServiceArgs, Shutdown, load_config, shutdown_signal};
 use registry_svc::RegistryConfig;
 
 /// Research Agent's system of record (gRPC, sled).
@@ -25,6 +25,8 @@ async fn main() -> anyhow::Result<()> {
         shutdown_signal().await;
         trigger.trigger();
     });
-    registry_svc::run(&config, listener, shutdown).await.context("registry-svc stopped with an error")?;
+    registry_svc::run(&config, listener, shutdown)
+        .await
+        .context("registry-svc stopped with an error")?;
     Ok(())
 }

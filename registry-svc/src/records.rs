@@ -40,7 +40,9 @@ impl Store {
         let experiment = self.write(|write| {
             let key = keys::experiment(&id);
             if self.contains(&key)? {
-                return Err(RegistryError::AlreadyExists(format!("experiment {id} already exists")));
+                return Err(RegistryError::AlreadyExists(format!(
+                    "experiment {id} already exists"
+                )));
             }
             let experiment = Experiment {
                 id: id.clone(),
@@ -124,7 +126,11 @@ impl Store {
 
     pub async fn create_candidate(&self, request: CreateCandidateRequest) -> Result<Candidate> {
         let id = id_for_create(EntityKind::Candidate, &request.id)?;
-        let experiment_id = parse_id(EntityKind::Experiment, "experiment_id", &request.experiment_id)?;
+        let experiment_id = parse_id(
+            EntityKind::Experiment,
+            "experiment_id",
+            &request.experiment_id,
+        )?;
         let parent_id = match request.parent_id.as_str() {
             "" => None,
             parent => Some(parse_id(EntityKind::Candidate, "parent_id", parent)?),
@@ -132,19 +138,34 @@ impl Store {
         let model = request.model.ok_or_else(|| {
             RegistryError::invalid("model is missing: a candidate records the ModelSpec it trains")
         })?;
-        if model.input.as_ref().and_then(|input| input.kind.as_ref()).is_none() {
-            return Err(RegistryError::invalid("model.input is missing: say what one sample looks like"));
+        if model
+            .input
+            .as_ref()
+            .and_then(|input| input.kind.as_ref())
+            .is_none()
+        {
+            return Err(RegistryError::invalid(
+                "model.input is missing: say what one sample looks like",
+            ));
         }
         if model.layers.is_empty() {
-            return Err(RegistryError::invalid("model.layers is empty: a model needs at least one layer"));
+            return Err(RegistryError::invalid(
+                "model.layers is empty: a model needs at least one layer",
+            ));
         }
         validate::bounded_line("model.name", &model.name, validate::MAX_NAME_CHARS)?;
         validate::all_finite("model", "ra.common.v1.ModelSpec", &model)?;
         let train = request.train.ok_or_else(|| {
-            RegistryError::invalid("train is missing: a candidate records the TrainSpec it trains with")
+            RegistryError::invalid(
+                "train is missing: a candidate records the TrainSpec it trains with",
+            )
         })?;
         validate::all_finite("train", "ra.common.v1.TrainSpec", &train)?;
-        validate::text("rationale", &request.rationale, validate::MAX_RATIONALE_BYTES)?;
+        validate::text(
+            "rationale",
+            &request.rationale,
+            validate::MAX_RATIONALE_BYTES,
+        )?;
         if !request.strategy.is_empty() {
             validate::word("strategy", &request.strategy)?;
         }
@@ -152,7 +173,9 @@ impl Store {
             self.get_experiment(&experiment_id)?;
             let key = keys::candidate(&id);
             if self.contains(&key)? {
-                return Err(RegistryError::AlreadyExists(format!("candidate {id} already exists")));
+                return Err(RegistryError::AlreadyExists(format!(
+                    "candidate {id} already exists"
+                )));
             }
             if let Some(parent_id) = &parent_id {
                 let parent = self.get_candidate(parent_id).map_err(|error| match error {
@@ -180,7 +203,10 @@ impl Store {
             };
             validate::record_size("candidate", &candidate)?;
             write.put(&key, &candidate);
-            write.put_raw(format!("{}{id}", keys::experiment_candidates(&experiment_id)), []);
+            write.put_raw(
+                format!("{}{id}", keys::experiment_candidates(&experiment_id)),
+                [],
+            );
             write.event(&experiment_id, Record::Candidate(candidate.clone()))?;
             Ok(candidate)
         })?;
@@ -194,11 +220,17 @@ impl Store {
             .ok_or_else(|| RegistryError::NotFound(format!("candidate {id} does not exist")))
     }
 
-    pub fn list_candidates(&self, experiment_id: &str, page: &PageRequest) -> Result<Page<Candidate>> {
+    pub fn list_candidates(
+        &self,
+        experiment_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Candidate>> {
         let experiment_id = self.existing_experiment(experiment_id)?;
-        self.page(&keys::experiment_candidates(&experiment_id), page, |key, _| {
-            self.follow_index(key, keys::candidate).map(Some)
-        })
+        self.page(
+            &keys::experiment_candidates(&experiment_id),
+            page,
+            |key, _| self.follow_index(key, keys::candidate).map(Some),
+        )
     }
 
     // ---------------------------------------------------------------------------------------
@@ -224,7 +256,9 @@ impl Store {
             let candidate = self.get_candidate(&candidate_id)?;
             let key = keys::trial(&id);
             if self.contains(&key)? {
-                return Err(RegistryError::AlreadyExists(format!("trial {id} already exists")));
+                return Err(RegistryError::AlreadyExists(format!(
+                    "trial {id} already exists"
+                )));
             }
             let seed_key = keys::candidate_seed(&candidate_id, request.seed);
             if let Some(existing) = self.records.get(seed_key.as_bytes())? {
@@ -247,7 +281,10 @@ impl Store {
             };
             write.put(&key, &trial);
             write.put_raw(seed_key, id.as_bytes());
-            write.put_raw(format!("{}{id}", keys::experiment_trials(&trial.experiment_id)), []);
+            write.put_raw(
+                format!("{}{id}", keys::experiment_trials(&trial.experiment_id)),
+                [],
+            );
             write.put_raw(format!("{}{id}", keys::candidate_trials(&candidate_id)), []);
             write.event(&trial.experiment_id, Record::Trial(trial.clone()))?;
             Ok(trial)
@@ -282,12 +319,14 @@ impl Store {
         };
         self.page(&prefix, page, |key, _| {
             let trial: Trial = self.follow_index(key, keys::trial)?;
-            Ok(filter.is_none_or(|wanted| trial.state == wanted).then_some(trial))
+            Ok(filter
+                .is_none_or(|wanted| trial.state == wanted)
+                .then_some(trial))
         })
     }
 
     /// Moves a trial on; its final metrics and points are written in the same atomic batch.
-    pub async fn update_trial(&self, request: UpdateTrialRequest) -> Result<Trial> {
+    pub async fn update_trial(&self, mut request: UpdateTrialRequest) -> Result<Trial> {
         let id = parse_id(EntityKind::Trial, "id", &request.id)?;
         let new_state = match request.state {
             None => None,
@@ -306,7 +345,11 @@ impl Store {
         if let Some(message) = &request.message {
             validate::text("message", message, validate::MAX_SUMMARY_BYTES)?;
         }
-        let points = prepare_points(&request.points, self.settings.max_batch_points, true)?;
+        let points = prepare_points(
+            std::mem::take(&mut request.points),
+            self.settings.max_batch_points,
+            true,
+        )?;
         let trial = self.write(|write| {
             let mut trial = self.get_trial(&id)?;
             if is_terminal_trial(trial.state) {
@@ -348,9 +391,17 @@ impl Store {
 
     pub async fn create_decision(&self, request: CreateDecisionRequest) -> Result<Decision> {
         let id = id_for_create(EntityKind::Decision, &request.id)?;
-        let experiment_id = parse_id(EntityKind::Experiment, "experiment_id", &request.experiment_id)?;
+        let experiment_id = parse_id(
+            EntityKind::Experiment,
+            "experiment_id",
+            &request.experiment_id,
+        )?;
         validate::word("action", &request.action)?;
-        validate::text("reasoning", &request.reasoning, validate::MAX_REASONING_BYTES)?;
+        validate::text(
+            "reasoning",
+            &request.reasoning,
+            validate::MAX_REASONING_BYTES,
+        )?;
         validate::json_object("inputs_json", &request.inputs_json)?;
         let candidate_id = match request.candidate_id.as_str() {
             "" => None,
@@ -363,7 +414,9 @@ impl Store {
             }
             let key = keys::decision(&id);
             if self.contains(&key)? {
-                return Err(RegistryError::AlreadyExists(format!("decision {id} already exists")));
+                return Err(RegistryError::AlreadyExists(format!(
+                    "decision {id} already exists"
+                )));
             }
             let decision = Decision {
                 id: id.clone(),
@@ -375,7 +428,10 @@ impl Store {
                 created_at: Some(write.now),
             };
             write.put(&key, &decision);
-            write.put_raw(format!("{}{id}", keys::experiment_decisions(&experiment_id)), []);
+            write.put_raw(
+                format!("{}{id}", keys::experiment_decisions(&experiment_id)),
+                [],
+            );
             write.event(&experiment_id, Record::Decision(decision.clone()))?;
             Ok(decision)
         })?;
@@ -389,11 +445,17 @@ impl Store {
             .ok_or_else(|| RegistryError::NotFound(format!("decision {id} does not exist")))
     }
 
-    pub fn list_decisions(&self, experiment_id: &str, page: &PageRequest) -> Result<Page<Decision>> {
+    pub fn list_decisions(
+        &self,
+        experiment_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Decision>> {
         let experiment_id = self.existing_experiment(experiment_id)?;
-        self.page(&keys::experiment_decisions(&experiment_id), page, |key, _| {
-            self.follow_index(key, keys::decision).map(Some)
-        })
+        self.page(
+            &keys::experiment_decisions(&experiment_id),
+            page,
+            |key, _| self.follow_index(key, keys::decision).map(Some),
+        )
     }
 
     // ---------------------------------------------------------------------------------------
@@ -414,12 +476,16 @@ impl Store {
         for (index, trial_id) in request.trial_ids.iter().enumerate() {
             let trial_id = parse_id(EntityKind::Trial, &format!("trial_ids[{index}]"), trial_id)?;
             if trial_ids.contains(&trial_id) {
-                return Err(RegistryError::invalid(format!("trial_ids lists {trial_id} twice")));
+                return Err(RegistryError::invalid(format!(
+                    "trial_ids lists {trial_id} twice"
+                )));
             }
             trial_ids.push(trial_id);
         }
         let target = request.target.ok_or_else(|| {
-            RegistryError::invalid("target is missing: say which metric was tested against which threshold")
+            RegistryError::invalid(
+                "target is missing: say which metric was tested against which threshold",
+            )
         })?;
         validate::metric_name("target.metric", &target.metric)?;
         validate::finite("target.threshold", target.threshold)?;
@@ -434,7 +500,11 @@ impl Store {
             )));
         }
         known_status::<ra_proto::common::v1::GoalDecision>("decision", request.decision)?;
-        validate::text("explanation", &request.explanation, validate::MAX_SUMMARY_BYTES)?;
+        validate::text(
+            "explanation",
+            &request.explanation,
+            validate::MAX_SUMMARY_BYTES,
+        )?;
         let evaluation = self.write(|write| {
             let candidate = self.get_candidate(&candidate_id)?;
             for trial_id in &trial_ids {
@@ -448,7 +518,9 @@ impl Store {
             }
             let key = keys::evaluation(&id);
             if self.contains(&key)? {
-                return Err(RegistryError::AlreadyExists(format!("evaluation {id} already exists")));
+                return Err(RegistryError::AlreadyExists(format!(
+                    "evaluation {id} already exists"
+                )));
             }
             let evaluation = Evaluation {
                 id: id.clone(),
@@ -463,8 +535,17 @@ impl Store {
                 created_at: Some(write.now),
             };
             write.put(&key, &evaluation);
-            write.put_raw(format!("{}{id}", keys::experiment_evaluations(&evaluation.experiment_id)), []);
-            write.event(&evaluation.experiment_id, Record::Evaluation(evaluation.clone()))?;
+            write.put_raw(
+                format!(
+                    "{}{id}",
+                    keys::experiment_evaluations(&evaluation.experiment_id)
+                ),
+                [],
+            );
+            write.event(
+                &evaluation.experiment_id,
+                Record::Evaluation(evaluation.clone()),
+            )?;
             Ok(evaluation)
         })?;
         self.sync().await?;
@@ -477,11 +558,17 @@ impl Store {
             .ok_or_else(|| RegistryError::NotFound(format!("evaluation {id} does not exist")))
     }
 
-    pub fn list_evaluations(&self, experiment_id: &str, page: &PageRequest) -> Result<Page<Evaluation>> {
+    pub fn list_evaluations(
+        &self,
+        experiment_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Evaluation>> {
         let experiment_id = self.existing_experiment(experiment_id)?;
-        self.page(&keys::experiment_evaluations(&experiment_id), page, |key, _| {
-            self.follow_index(key, keys::evaluation).map(Some)
-        })
+        self.page(
+            &keys::experiment_evaluations(&experiment_id),
+            page,
+            |key, _| self.follow_index(key, keys::evaluation).map(Some),
+        )
     }
 
     // ---------------------------------------------------------------------------------------
@@ -492,7 +579,9 @@ impl Store {
     pub(crate) fn existing_experiment(&self, experiment_id: &str) -> Result<String> {
         let id = parse_id(EntityKind::Experiment, "experiment_id", experiment_id)?;
         if !self.contains(&keys::experiment(&id))? {
-            return Err(RegistryError::NotFound(format!("experiment {id} does not exist")));
+            return Err(RegistryError::NotFound(format!(
+                "experiment {id} does not exist"
+            )));
         }
         Ok(id)
     }
@@ -534,7 +623,11 @@ fn is_terminal_experiment(status: i32) -> bool {
 }
 
 /// PENDING → RUNNING → terminal, with the registry's own timestamps.
-fn apply_trial_state(trial: &mut Trial, state: TrialState, now: prost_types::Timestamp) -> Result<()> {
+fn apply_trial_state(
+    trial: &mut Trial,
+    state: TrialState,
+    now: prost_types::Timestamp,
+) -> Result<()> {
     let current = trial.state();
     let allowed = match (current, state) {
         (from, to) if from == to => true,
@@ -562,9 +655,12 @@ fn apply_trial_state(trial: &mut Trial, state: TrialState, now: prost_types::Tim
 /// An enum field that must hold a known, specified value.
 fn known_status<E: TryFrom<i32>>(field: &str, raw: i32) -> Result<E> {
     if raw == 0 {
-        return Err(RegistryError::invalid(format!("{field} is UNSPECIFIED: give a concrete value")));
+        return Err(RegistryError::invalid(format!(
+            "{field} is UNSPECIFIED: give a concrete value"
+        )));
     }
-    E::try_from(raw).map_err(|_| RegistryError::invalid(format!("{field} = {raw} is not a known value")))
+    E::try_from(raw)
+        .map_err(|_| RegistryError::invalid(format!("{field} = {raw} is not a known value")))
 }
 
 /// A list filter: UNSPECIFIED (0) means "any".

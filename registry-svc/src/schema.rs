@@ -74,11 +74,28 @@ mod tests {
 
     #[test]
     fn finds_nested_non_finite_numbers() {
-        let spec = TrainSpec { learning_rate: f64::NAN, ..Default::default() };
-        assert_eq!(first_non_finite("ra.common.v1.TrainSpec", &spec).as_deref(), Some("learning_rate"));
-        let fine = Aggregate { mean: 0.5, ci_low: 0.4, ci_high: 0.6, ..Default::default() };
+        let spec = TrainSpec {
+            learning_rate: f64::NAN,
+            ..Default::default()
+        };
+        assert_eq!(
+            first_non_finite("ra.common.v1.TrainSpec", &spec).as_deref(),
+            Some("learning_rate")
+        );
+        let fine = Aggregate {
+            mean: 0.5,
+            ci_low: 0.4,
+            ci_high: 0.6,
+            ..Default::default()
+        };
         assert_eq!(first_non_finite("ra.common.v1.Aggregate", &fine), None);
-        let bad = Aggregate { ci_high: f64::INFINITY, ..Default::default() };
-        assert_eq!(first_non_finite("ra.common.v1.Aggregate", &bad).as_deref(), Some("ci_high"));
+        let bad = Aggregate {
+            ci_high: f64::INFINITY,
+            ..Default::default()
+        };
+        assert_eq!(
+            first_non_finite("ra.common.v1.Aggregate", &bad).as_deref(),
+            Some("ci_high")
+        );
     }
 }

@@ -136,13 +136,15 @@ impl PendingWrite<'_> {
                 None => last_event_position(self.records, experiment_id)? + 1,
             },
         };
-        self.positions.insert(experiment_id.to_owned(), position + 1);
+        self.positions
+            .insert(experiment_id.to_owned(), position + 1);
         let event = ExperimentEvent {
             position,
             recorded_at: Some(self.now),
             record: Some(record),
         };
-        self.batch.insert(keys::event(experiment_id, position), event.encode_to_vec());
+        self.batch
+            .insert(keys::event(experiment_id, position), event.encode_to_vec());
         Ok(position)
     }
 }
@@ -153,10 +155,13 @@ fn last_event_position(records: &sled::Tree, experiment_id: &str) -> Result<u64>
         None => Ok(0),
         Some(entry) => {
             let (key, _) = entry?;
-            let tail: [u8; 8] = key[prefix.len()..].try_into().map_err(|_| RegistryError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: "event key without an 8-byte position".to_owned(),
-            })?;
+            let tail: [u8; 8] =
+                key[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| RegistryError::Corrupt {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        reason: "event key without an 8-byte position".to_owned(),
+                    })?;
             Ok(u64::from_be_bytes(tail))
         }
     }
@@ -213,8 +218,14 @@ impl Store {
     /// Applies one atomic write assembled by `build` (which may read the store and refuse).
     /// Returns once the batch is applied, not yet durable: call [`Store::sync`] before
     /// acknowledging.
-    pub(crate) fn write<T>(&self, build: impl FnOnce(&mut PendingWrite<'_>) -> Result<T>) -> Result<T> {
-        let mut state = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub(crate) fn write<T>(
+        &self,
+        build: impl FnOnce(&mut PendingWrite<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut pending = PendingWrite {
             batch: sled::Batch::default(),
             now: now(),
@@ -223,7 +234,9 @@ impl Store {
             positions: HashMap::new(),
         };
         let output = build(&mut pending)?;
-        let PendingWrite { batch, positions, .. } = pending;
+        let PendingWrite {
+            batch, positions, ..
+        } = pending;
         if let Err(error) = self.records.apply_batch(batch) {
             state.next_position.clear();
             return Err(error.into());
@@ -232,6 +245,11 @@ impl Store {
         drop(state);
         self.landed.send_modify(|count| *count += 1);
         Ok(output)
+    }
+
+    /// A number larger than any returned before, across restarts (orders metric chunks).
+    pub(crate) fn next_sequence(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
     }
 
     /// Waits until every write applied so far is on disk (shared fsync).
@@ -263,9 +281,14 @@ impl Store {
     pub(crate) fn get_record<M: Message + Default>(&self, key: &str) -> Result<Option<M>> {
         match self.records.get(key.as_bytes())? {
             None => Ok(None),
-            Some(bytes) => M::decode(bytes.as_ref())
-                .map(Some)
-                .map_err(|source| RegistryError::Corrupt { key: key.to_owned(), reason: source.to_string() }),
+            Some(bytes) => {
+                M::decode(bytes.as_ref())
+                    .map(Some)
+                    .map_err(|source| RegistryError::Corrupt {
+                        key: key.to_owned(),
+                        reason: source.to_string(),
+                    })
+            }
         }
     }
 
@@ -312,7 +335,10 @@ impl Store {
                 last_key = Some(key.to_vec());
             }
         }
-        Ok(Page { items, next_page_token: String::new() })
+        Ok(Page {
+            items,
+            next_page_token: String::new(),
+        })
     }
 
     /// Loads the record an index key points at (`ec/{exp}/{id}` → `c/{id}`).
@@ -323,14 +349,20 @@ impl Store {
     ) -> Result<M> {
         let id = String::from_utf8_lossy(keys::last_segment(index_key)).into_owned();
         let key = record_key(&id);
-        self.get_record(&key)?.ok_or_else(|| RegistryError::Corrupt {
-            key,
-            reason: "an index points at a missing record".to_owned(),
-        })
+        self.get_record(&key)?
+            .ok_or_else(|| RegistryError::Corrupt {
+                key,
+                reason: "an index points at a missing record".to_owned(),
+            })
     }
 
     /// Events of an experiment after `position`, at most `limit`.
-    pub fn events_after(&self, experiment_id: &str, position: u64, limit: usize) -> Result<Vec<ExperimentEvent>> {
+    pub fn events_after(
+        &self,
+        experiment_id: &str,
+        position: u64,
+        limit: usize,
+    ) -> Result<Vec<ExperimentEvent>> {
         let start = keys::event(experiment_id, position.saturating_add(1));
         let prefix = keys::experiment_events(experiment_id);
         let mut events = Vec::new();
@@ -339,9 +371,11 @@ impl Store {
             if !key.starts_with(prefix.as_bytes()) || events.len() >= limit {
                 break;
             }
-            let event = ExperimentEvent::decode(value.as_ref()).map_err(|source| RegistryError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: source.to_string(),
+            let event = ExperimentEvent::decode(value.as_ref()).map_err(|source| {
+                RegistryError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: source.to_string(),
+                }
             })?;
             events.push(event);
         }

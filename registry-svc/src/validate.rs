@@ -24,7 +24,9 @@ pub const MAX_TRIAL_IDS: usize = 10_000;
 /// A required single-line name.
 pub fn name(field: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() {
-        return Err(RegistryError::invalid(format!("{field} is empty: give a short name")));
+        return Err(RegistryError::invalid(format!(
+            "{field} is empty: give a short name"
+        )));
     }
     bounded_line(field, value, MAX_NAME_CHARS)
 }
@@ -55,7 +57,9 @@ pub fn text(field: &str, value: &str, max_bytes: usize) -> Result<()> {
         )));
     }
     if value.contains('\0') {
-        return Err(RegistryError::invalid(format!("{field} contains a NUL character")));
+        return Err(RegistryError::invalid(format!(
+            "{field} contains a NUL character"
+        )));
     }
     Ok(())
 }
@@ -71,7 +75,9 @@ pub fn json_object(field: &str, value: &str) -> Result<()> {
         Ok(_) => Err(RegistryError::invalid(format!(
             "{field} must be a JSON object ({{\"key\": …}}), not another JSON value"
         ))),
-        Err(error) => Err(RegistryError::invalid(format!("{field} is not valid JSON: {error}"))),
+        Err(error) => Err(RegistryError::invalid(format!(
+            "{field} is not valid JSON: {error}"
+        ))),
     }
 }
 
@@ -79,7 +85,9 @@ pub fn json_object(field: &str, value: &str) -> Result<()> {
 pub fn word(field: &str, value: &str) -> Result<()> {
     let ok = !value.is_empty()
         && value.len() <= MAX_WORD_CHARS
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -111,7 +119,9 @@ pub fn finite(field: &str, value: f64) -> Result<()> {
     if value.is_finite() {
         Ok(())
     } else {
-        Err(RegistryError::invalid(format!("{field} is {value}; only finite numbers are stored")))
+        Err(RegistryError::invalid(format!(
+            "{field} is {value}; only finite numbers are stored"
+        )))
     }
 }
 
@@ -127,7 +137,9 @@ pub fn labels(field: &str, labels: &HashMap<String, String>) -> Result<()> {
         let key_ok = !key.is_empty()
             && key.len() <= MAX_LABEL_KEY_CHARS
             && key.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-' | b'/')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'.' | b'-' | b'/')
             });
         if !key_ok {
             return Err(RegistryError::invalid(format!(
@@ -162,7 +174,8 @@ pub fn record_size(field: &str, message: &impl prost::Message) -> Result<()> {
 }
 
 pub fn timestamp(field: &str, value: &Timestamp) -> Result<()> {
-    if !(0..1_000_000_000).contains(&value.nanos) || !(0..=253_402_300_799).contains(&value.seconds) {
+    if !(0..1_000_000_000).contains(&value.nanos) || !(0..=253_402_300_799).contains(&value.seconds)
+    {
         return Err(RegistryError::invalid(format!(
             "{field} ({}s, {}ns) is not a valid time between 1970 and 9999",
             value.seconds, value.nanos
@@ -205,6 +218,15 @@ mod tests {
         assert!(labels("labels", &ok).is_ok());
         ok.insert("Bad Key".to_owned(), "x".to_owned());
         assert!(labels("labels", &ok).is_err());
-        assert!(timestamp("t", &Timestamp { seconds: 1, nanos: 2_000_000_000 }).is_err());
+        assert!(
+            timestamp(
+                "t",
+                &Timestamp {
+                    seconds: 1,
+                    nanos: 2_000_000_000
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -48,8 +48,9 @@ fn start_registry(store: &Path) -> (Child, String) {
             }
         }
     });
-    let address =
-        address_rx.recv_timeout(Duration::from_secs(30)).expect("registry-svc printed its address");
+    let address = address_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("registry-svc printed its address");
     (child, format!("http://{address}"))
 }
 
@@ -77,7 +78,10 @@ fn batch(trial_id: &str, first_step: u64) -> pb::AppendMetricsRequest {
     }
 }
 
-async fn stored_steps(client: &mut RegistryServiceClient<Channel>, trial_id: &str) -> BTreeSet<u64> {
+async fn stored_steps(
+    client: &mut RegistryServiceClient<Channel>,
+    trial_id: &str,
+) -> BTreeSet<u64> {
     let mut steps = BTreeSet::new();
     let mut token = String::new();
     loop {
@@ -92,7 +96,11 @@ async fn stored_steps(client: &mut RegistryServiceClient<Channel>, trial_id: &st
             .expect("list metrics")
             .into_inner();
         for point in page.points {
-            assert_eq!(point.value, point.step as f64 * 0.5, "a point's value survived intact");
+            assert_eq!(
+                point.value,
+                point.step as f64 * 0.5,
+                "a point's value survived intact"
+            );
             steps.insert(point.step);
         }
         if page.next_page_token.is_empty() {
@@ -104,18 +112,26 @@ async fn stored_steps(client: &mut RegistryServiceClient<Channel>, trial_id: &st
 
 async fn running_trial(client: &mut RegistryServiceClient<Channel>) -> (String, String) {
     let experiment = client
-        .create_experiment(pb::CreateExperimentRequest { name: "crash".into(), ..Default::default() })
+        .create_experiment(pb::CreateExperimentRequest {
+            name: "crash".into(),
+            ..Default::default()
+        })
         .await
         .expect("experiment")
         .into_inner();
     let model = common::ModelSpec {
         name: "linear".into(),
         input: Some(common::InputSpec {
-            kind: Some(common::input_spec::Kind::Tabular(common::TabularInput { features: 2 })),
+            kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
+                features: 2,
+            })),
         }),
         num_classes: 2,
         layers: vec![common::Layer {
-            kind: Some(common::layer::Kind::Linear(common::LinearLayer { out_features: 2, bias: true })),
+            kind: Some(common::layer::Kind::Linear(common::LinearLayer {
+                out_features: 2,
+                bias: true,
+            })),
         }],
     };
     let candidate = client
@@ -182,25 +198,37 @@ async fn acknowledged_points_survive_kill_9_at_random_moments() {
         }
         acknowledged.extend(acked);
 
+        let restart_began = std::time::Instant::now();
         let (restarted, endpoint) = start_registry(&store);
+        let restart_took = restart_began.elapsed();
         child = restarted;
         client = connect(&endpoint).await;
+        let read_began = std::time::Instant::now();
         let stored = stored_steps(&mut client, &trial_id).await;
+        let read_took = read_began.elapsed();
         let missing: Vec<u64> = acknowledged.difference(&stored).take(10).copied().collect();
-        assert!(missing.is_empty(), "round {round}: acknowledged steps lost after kill -9: {missing:?}…");
+        assert!(
+            missing.is_empty(),
+            "round {round}: acknowledged steps lost after kill -9: {missing:?}…"
+        );
         let reread = client
-            .get_trial(pb::GetTrialRequest { id: trial_id.clone() })
+            .get_trial(pb::GetTrialRequest {
+                id: trial_id.clone(),
+            })
             .await
             .expect("the trial survived")
             .into_inner();
         assert_eq!(reread.state(), common::TrialState::Running);
         eprintln!(
-            "round {round}: killed after {kill_after:?}; {} points acknowledged so far, {} stored",
+            "round {round}: killed after {kill_after:?}; restart {restart_took:?}, read-back {read_took:?}; {} points acknowledged so far, {} stored",
             acknowledged.len(),
             stored.len()
         );
     }
-    assert!(kills_during_writes >= ROUNDS / 2, "most kills must land while points are being written");
+    assert!(
+        kills_during_writes >= ROUNDS / 2,
+        "most kills must land while points are being written"
+    );
     let mut events = client
         .watch_experiment(pb::WatchExperimentRequest {
             experiment_id,
@@ -214,7 +242,10 @@ async fn acknowledged_points_survive_kill_9_at_random_moments() {
     while let Some(event) = tokio_stream::StreamExt::next(&mut events).await {
         let event = event.expect("event decodes after crashes");
         position += 1;
-        assert_eq!(event.position, position, "the event log has no gaps after crashes");
+        assert_eq!(
+            event.position, position,
+            "the event log has no gaps after crashes"
+        );
     }
     child.kill().expect("stop");
     child.wait().expect("reap");

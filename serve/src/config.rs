@@ -62,7 +62,10 @@ impl ServerSettings {
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|error| {
-            format!("server.log_filter {:?} is not a valid filter: {error}", self.log_filter)
+            format!(
+                "server.log_filter {:?} is not a valid filter: {error}",
+                self.log_filter
+            )
         })?;
         Ok(())
     }
@@ -92,14 +95,17 @@ pub fn load_config<C: ServiceConfig>(
     args: &ServiceArgs,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<C, ConfigError> {
+    let sections = top_level_keys(&defaults);
     let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(path) = &args.config {
         if !Path::new(path).is_file() {
-            return Err(ConfigError::MissingFile { path: path.display().to_string() });
+            return Err(ConfigError::MissingFile {
+                path: path.display().to_string(),
+            });
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Serialized::defaults(env_dict(env)));
+    figment = figment.merge(Serialized::defaults(env_dict(env, &sections)));
     if let Some(listen) = args.listen {
         figment = figment.merge(Serialized::default("server.listen", listen));
     }
@@ -109,22 +115,37 @@ pub fn load_config<C: ServiceConfig>(
     if let Some(filter) = &args.log_filter {
         figment = figment.merge(Serialized::default("server.log_filter", filter));
     }
-    let config: C = figment.extract().map_err(|e| ConfigError::Figment(Box::new(e)))?;
+    let config: C = figment
+        .extract()
+        .map_err(|e| ConfigError::Figment(Box::new(e)))?;
     config.server().validate().map_err(ConfigError::Invalid)?;
     config.validate().map_err(ConfigError::Invalid)?;
     Ok(config)
 }
 
-/// `RA_SERVER__LISTEN=…` → `{server: {listen: …}}`. Variables that only select things outside
-/// the config (`RA_CONFIG`, `RA_DATA_DIR` read by other tools) are left out.
-fn env_dict(env: impl IntoIterator<Item = (String, String)>) -> Dict {
+/// The top-level keys (sections) of a configuration.
+fn top_level_keys(config: &impl Serialize) -> Vec<String> {
+    match Value::serialize(config) {
+        Ok(Value::Dict(_, dict)) => dict.into_keys().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `RA_SERVER__LISTEN=…` → `{server: {listen: …}}`. Only variables that address one of this
+/// service's sections are taken: other `RA_*` variables belong to other services and tools
+/// sharing the environment (`RA_CONFIG`, another service's `RA_DATA_DIR`). A misspelt key
+/// inside a known section is still refused.
+fn env_dict(env: impl IntoIterator<Item = (String, String)>, sections: &[String]) -> Dict {
     let mut dict = Dict::new();
     for (name, raw) in env {
-        let Some(key) = name.strip_prefix(ENV_PREFIX) else { continue };
-        if key.is_empty() || key == "CONFIG" {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path = key.to_ascii_lowercase().replace("__", ".");
+        let section = path.split('.').next().unwrap_or_default();
+        if !sections.iter().any(|known| known == section) {
             continue;
         }
-        let path = key.to_ascii_lowercase().replace("__", ".");
         let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
         if let Value::Dict(_, nested) = figment::util::nest(&path, value) {
             merge_dict(&mut dict, nested);
@@ -179,12 +200,18 @@ mod tests {
     fn defaults() -> TestConfig {
         TestConfig {
             server: ServerSettings::with_port(50055),
-            store: StoreSection { path: "data".into(), cache_mb: 64 },
+            store: StoreSection {
+                path: "data".into(),
+                cache_mb: 64,
+            },
         }
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -196,8 +223,14 @@ mod tests {
             "[server]\nlisten = \"127.0.0.1:1000\"\nlog_filter = \"debug\"\n[store]\npath = \"from-file\"\ncache_mb = 1\n",
         )
         .expect("write config");
-        let args = ServiceArgs { config: Some(file), ..Default::default() };
-        let env_vars = env(&[("RA_STORE__CACHE_MB", "7"), ("RA_SERVER__LISTEN", "127.0.0.1:2000")]);
+        let args = ServiceArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        let env_vars = env(&[
+            ("RA_STORE__CACHE_MB", "7"),
+            ("RA_SERVER__LISTEN", "127.0.0.1:2000"),
+        ]);
         let config = load_config(defaults(), &args, env_vars.clone()).expect("loads");
         assert_eq!(config.store.path, "from-file");
         assert_eq!(config.store.cache_mb, 7);
@@ -224,17 +257,37 @@ mod tests {
 
     #[test]
     fn bad_layers_are_refused_with_the_key_named() {
-        let err = load_config(defaults(), &ServiceArgs::default(), env(&[("RA_STORE__CACHE_MB", "lots")]))
-            .expect_err("not a number");
+        let err = load_config(
+            defaults(),
+            &ServiceArgs::default(),
+            env(&[("RA_STORE__CACHE_MB", "lots")]),
+        )
+        .expect_err("not a number");
         assert!(err.to_string().contains("cache_mb"), "{err}");
 
-        let err = load_config(defaults(), &ServiceArgs::default(), env(&[("RA_STORE__PATH", "")]))
-            .expect_err("empty path");
+        let err = load_config(
+            defaults(),
+            &ServiceArgs::default(),
+            env(&[("RA_STORE__PATH", "")]),
+        )
+        .expect_err("empty path");
         assert!(err.to_string().contains("store.path"), "{err}");
 
-        let err = load_config(defaults(), &ServiceArgs::default(), env(&[("RA_STORE__TYPO", "1")]))
-            .expect_err("unknown key");
+        let err = load_config(
+            defaults(),
+            &ServiceArgs::default(),
+            env(&[("RA_STORE__TYPO", "1")]),
+        )
+        .expect_err("unknown key in a known section");
         assert!(err.to_string().contains("typo"), "{err}");
+
+        let shared = env(&[
+            ("RA_DATA_DIR", "/data"),
+            ("RA_GRPCURL", "/bin/grpcurl"),
+            ("RA_CONFIG", "x"),
+        ]);
+        load_config(defaults(), &ServiceArgs::default(), shared)
+            .expect("variables of other services and tools are not ours to refuse");
 
         let err = load_config(
             defaults(),
@@ -244,7 +297,10 @@ mod tests {
         .expect_err("too small");
         assert!(err.to_string().contains("max_message_bytes"), "{err}");
 
-        let args = ServiceArgs { config: Some("/nonexistent/ra.toml".into()), ..Default::default() };
+        let args = ServiceArgs {
+            config: Some("/nonexistent/ra.toml".into()),
+            ..Default::default()
+        };
         let err = load_config(defaults(), &args, env(&[])).expect_err("missing file");
         assert!(err.to_string().contains("/nonexistent/ra.toml"), "{err}");
     }

@@ -24,6 +24,12 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// HTTP/2 flow-control window per stream (the protocol default of 64 KiB throttles a stream of
+/// 40 KB metric batches to a few round trips' worth).
+pub const HTTP2_STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+/// HTTP/2 flow-control window per connection, shared by its streams.
+pub const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 /// The health entries of one server: one per served service, plus the whole-server entry ("").
 #[derive(Clone)]
 pub struct ServiceHealth {
@@ -33,7 +39,9 @@ pub struct ServiceHealth {
 
 impl std::fmt::Debug for ServiceHealth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceHealth").field("services", &self.services).finish()
+        f.debug_struct("ServiceHealth")
+            .field("services", &self.services)
+            .finish()
     }
 }
 
@@ -64,7 +72,9 @@ pub struct GrpcServer {
 
 impl std::fmt::Debug for GrpcServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GrpcServer").field("services", &self.services).finish()
+        f.debug_struct("GrpcServer")
+            .field("services", &self.services)
+            .finish()
     }
 }
 
@@ -101,7 +111,10 @@ impl GrpcServer {
     ) -> Result<(), ServeError> {
         let reflection_v1 = reflection_builder(&self.services).build_v1()?;
         let reflection_v1alpha = reflection_builder(&self.services).build_v1alpha()?;
-        let routes = self.routes.add_service(reflection_v1).add_service(reflection_v1alpha);
+        let routes = self
+            .routes
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
 
         let local_addr = listener.local_addr()?;
         tracing::info!(address = %local_addr, services = ?self.services, "serving grpc");
@@ -116,6 +129,9 @@ impl GrpcServer {
         };
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            // Large windows keep metric and artifact streams from stalling on flow control.
+            .initial_stream_window_size(Some(HTTP2_STREAM_WINDOW_BYTES))
+            .initial_connection_window_size(Some(HTTP2_CONNECTION_WINDOW_BYTES))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .add_routes(routes)
@@ -149,7 +165,10 @@ fn reflection_builder(services: &[String]) -> tonic_reflection::server::Builder<
 /// Binds `settings.listen`; a clear message when the port is taken.
 pub async fn bind(settings: &ServerSettings) -> std::io::Result<TcpListener> {
     TcpListener::bind(settings.listen).await.map_err(|error| {
-        std::io::Error::new(error.kind(), format!("cannot listen on {}: {error}", settings.listen))
+        std::io::Error::new(
+            error.kind(),
+            format!("cannot listen on {}: {error}", settings.listen),
+        )
     })
 }
 

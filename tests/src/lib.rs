@@ -47,7 +47,9 @@ impl RegistryUnderTest {
 
     /// Starts with exactly this configuration (the store directory is the caller's).
     pub async fn start_config(config: RegistryConfig, dir: Option<tempfile::TempDir>) -> Self {
-        let listener = tokio::net::TcpListener::bind(config.server.listen).await.expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
         let shutdown = Shutdown::new();
         let task = tokio::spawn({
@@ -61,7 +63,13 @@ impl RegistryUnderTest {
                 result
             }
         });
-        let started = Self { address, config, shutdown, task, _dir: dir };
+        let started = Self {
+            address,
+            config,
+            shutdown,
+            task,
+            _dir: dir,
+        };
         started.wait_serving().await;
         started
     }
@@ -89,7 +97,10 @@ impl RegistryUnderTest {
             if self.task.is_finished() {
                 panic!("the registry stopped before it was ready (see its error in the log above)");
             }
-            assert!(tokio::time::Instant::now() < deadline, "registry never became SERVING");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "registry never became SERVING"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -110,10 +121,16 @@ pub async fn health_status(
     endpoint: &str,
     service: &str,
 ) -> Option<tonic_health::pb::health_check_response::ServingStatus> {
-    let channel = Channel::from_shared(endpoint.to_owned()).ok()?.connect().await.ok()?;
+    let channel = Channel::from_shared(endpoint.to_owned())
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
     let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
     let response = client
-        .check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.to_owned(),
+        })
         .await
         .ok()?;
     Some(response.into_inner().status())
@@ -129,7 +146,9 @@ pub fn skip_or_fail(test: &str, what: &str) {
     if deps_required() {
         panic!("{test}: {what}, and {REQUIRE_DEPS_VAR}=1 forbids skipping");
     }
-    eprintln!("\n==== SKIPPED {test}: {what} (set {REQUIRE_DEPS_VAR}=1 to make this a failure) ====\n");
+    eprintln!(
+        "\n==== SKIPPED {test}: {what} (set {REQUIRE_DEPS_VAR}=1 to make this a failure) ====\n"
+    );
 }
 
 /// The grpcurl binary: `$RA_GRPCURL`, else `grpcurl` on the PATH.
@@ -138,7 +157,9 @@ pub fn grpcurl() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|dir| dir.join("grpcurl")).find(|candidate| candidate.is_file())
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("grpcurl"))
+            .find(|candidate| candidate.is_file())
     })
 }
 

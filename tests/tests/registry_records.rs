@@ -17,17 +17,29 @@ fn model() -> common::ModelSpec {
     common::ModelSpec {
         name: "mlp-64".into(),
         input: Some(common::InputSpec {
-            kind: Some(common::input_spec::Kind::Tabular(common::TabularInput { features: 4 })),
+            kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
+                features: 4,
+            })),
         }),
         num_classes: 3,
         layers: vec![
-            common::Layer { kind: Some(Kind::Linear(common::LinearLayer { out_features: 64, bias: true })) },
+            common::Layer {
+                kind: Some(Kind::Linear(common::LinearLayer {
+                    out_features: 64,
+                    bias: true,
+                })),
+            },
             common::Layer {
                 kind: Some(Kind::Activation(common::ActivationLayer {
                     function: common::ActivationFunction::Relu as i32,
                 })),
             },
-            common::Layer { kind: Some(Kind::Linear(common::LinearLayer { out_features: 3, bias: true })) },
+            common::Layer {
+                kind: Some(Kind::Linear(common::LinearLayer {
+                    out_features: 3,
+                    bias: true,
+                })),
+            },
         ],
     }
 }
@@ -35,7 +47,9 @@ fn model() -> common::ModelSpec {
 fn train() -> common::TrainSpec {
     common::TrainSpec {
         optimizer: Some(common::Optimizer {
-            kind: Some(common::optimizer::Kind::Adam(common::AdamOptimizer::default())),
+            kind: Some(common::optimizer::Kind::Adam(
+                common::AdamOptimizer::default(),
+            )),
         }),
         learning_rate: 1e-3,
         batch_size: 32,
@@ -45,7 +59,12 @@ fn train() -> common::TrainSpec {
 }
 
 fn point(name: &str, step: u64, value: f64) -> common::MetricPoint {
-    common::MetricPoint { name: name.into(), step, value, wall_time: None }
+    common::MetricPoint {
+        name: name.into(),
+        step,
+        value,
+        wall_time: None,
+    }
 }
 
 async fn experiment(client: &mut Client, name: &str) -> pb::Experiment {
@@ -90,7 +109,11 @@ async fn candidate(client: &mut Client, experiment_id: &str, parent: &str) -> pb
 
 async fn trial(client: &mut Client, candidate_id: &str, seed: u64) -> pb::Trial {
     client
-        .create_trial(pb::CreateTrialRequest { candidate_id: candidate_id.into(), seed, ..Default::default() })
+        .create_trial(pb::CreateTrialRequest {
+            candidate_id: candidate_id.into(),
+            seed,
+            ..Default::default()
+        })
         .await
         .expect("create trial")
         .into_inner()
@@ -144,20 +167,29 @@ async fn experiments_page_update_and_keep_terminal_status() {
         created.push(experiment(&mut client, &format!("sweep {index}")).await.id);
     }
     let fetched = client
-        .get_experiment(pb::GetExperimentRequest { id: created[2].clone() })
+        .get_experiment(pb::GetExperimentRequest {
+            id: created[2].clone(),
+        })
         .await
         .expect("get")
         .into_inner();
     assert_eq!(fetched.name, "sweep 2");
     assert_eq!(fetched.status(), pb::ExperimentStatus::Running);
-    assert_eq!(fetched.goal.as_ref().map(|g| g.dataset.as_str()), Some("iris"));
+    assert_eq!(
+        fetched.goal.as_ref().map(|g| g.dataset.as_str()),
+        Some("iris")
+    );
 
     let mut listed = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
     loop {
         let page = client
-            .list_experiments(pb::ListExperimentsRequest { page_size: 2, page_token: token, ..Default::default() })
+            .list_experiments(pb::ListExperimentsRequest {
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            })
             .await
             .expect("list")
             .into_inner();
@@ -185,7 +217,10 @@ async fn experiments_page_update_and_keep_terminal_status() {
         .expect("update")
         .into_inner();
     assert_eq!(updated.status(), pb::ExperimentStatus::Succeeded);
-    assert_eq!(updated.labels.get("team").map(String::as_str), Some("vision"));
+    assert_eq!(
+        updated.labels.get("team").map(String::as_str),
+        Some("vision")
+    );
     let seconds = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
     assert!(seconds(&updated.updated_at) >= seconds(&updated.created_at));
 
@@ -224,11 +259,19 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
     assert_eq!(first.state(), common::TrialState::Pending);
     assert_eq!(first.experiment_id, exp.id);
     let duplicate = client
-        .create_trial(pb::CreateTrialRequest { candidate_id: child.id.clone(), seed: 1, ..Default::default() })
+        .create_trial(pb::CreateTrialRequest {
+            candidate_id: child.id.clone(),
+            seed: 1,
+            ..Default::default()
+        })
         .await
         .expect_err("one trial per candidate and seed");
     assert_eq!(duplicate.code(), tonic::Code::AlreadyExists);
-    assert!(duplicate.message().contains(&first.id), "{}", duplicate.message());
+    assert!(
+        duplicate.message().contains(&first.id),
+        "{}",
+        duplicate.message()
+    );
 
     let running = client
         .update_trial(pb::UpdateTrialRequest {
@@ -246,7 +289,9 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
     sender
         .send(pb::AppendMetricsRequest {
             trial_id: first.id.clone(),
-            points: (0..3).map(|epoch| point("train_loss", epoch, 1.0 / (epoch + 1) as f64)).collect(),
+            points: (0..3)
+                .map(|epoch| point("train_loss", epoch, 1.0 / (epoch + 1) as f64))
+                .collect(),
         })
         .await
         .expect("queue batch");
@@ -262,7 +307,12 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
         .update_trial(pb::UpdateTrialRequest {
             id: first.id.clone(),
             state: Some(common::TrialState::Succeeded as i32),
-            usage: Some(common::ResourceUsage { wall_seconds: 4.5, cpu_seconds: 8.0, peak_rss_bytes: 1 << 26, output_bytes: 10 }),
+            usage: Some(common::ResourceUsage {
+                wall_seconds: 4.5,
+                cpu_seconds: 8.0,
+                peak_rss_bytes: 1 << 26,
+                output_bytes: 10,
+            }),
             final_metrics: [("val_accuracy".to_owned(), 0.93)].into_iter().collect(),
             exit_reason: common::ExitReason::Completed as i32,
             points: vec![point("val_accuracy", 2, 0.93)],
@@ -290,7 +340,11 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
         .create_evaluation(pb::CreateEvaluationRequest {
             candidate_id: child.id.clone(),
             trial_ids: vec![first.id.clone(), second.id.clone()],
-            target: Some(common::Target { metric: "val_accuracy".into(), threshold: 0.9, direction: 1 }),
+            target: Some(common::Target {
+                metric: "val_accuracy".into(),
+                threshold: 0.9,
+                direction: 1,
+            }),
             aggregate: Some(common::Aggregate {
                 metric: "val_accuracy".into(),
                 n: 2,
@@ -324,7 +378,10 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
         .expect("decision")
         .into_inner();
     let listed = client
-        .list_trials(pb::ListTrialsRequest { candidate_id: child.id.clone(), ..Default::default() })
+        .list_trials(pb::ListTrialsRequest {
+            candidate_id: child.id.clone(),
+            ..Default::default()
+        })
         .await
         .expect("trials")
         .into_inner();
@@ -338,10 +395,19 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
         .await
         .expect("filtered trials")
         .into_inner();
-    assert_eq!(succeeded.trials.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), vec![first.id.clone()]);
+    assert_eq!(
+        succeeded
+            .trials
+            .iter()
+            .map(|t| t.id.clone())
+            .collect::<Vec<_>>(),
+        vec![first.id.clone()]
+    );
 
     let export = client
-        .export_experiment(pb::ExportExperimentRequest { experiment_id: exp.id.clone() })
+        .export_experiment(pb::ExportExperimentRequest {
+            experiment_id: exp.id.clone(),
+        })
         .await
         .expect("export")
         .into_inner();
@@ -352,11 +418,18 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
     assert_eq!(document["evaluations"][0]["id"], evaluation.id);
     assert_eq!(document["decisions"][0]["id"], decision.id);
     assert_eq!(document["decisions"][0]["action"], "add_seeds");
-    assert_eq!(document["metrics"][first.id.as_str()].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        document["metrics"][first.id.as_str()]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
     assert_eq!(document["candidates"][0]["model"]["numClasses"], 3);
 
     let mut csv_stream = client
-        .export_metrics_csv(pb::ExportMetricsCsvRequest { experiment_id: exp.id.clone() })
+        .export_metrics_csv(pb::ExportMetricsCsvRequest {
+            experiment_id: exp.id.clone(),
+        })
         .await
         .expect("csv")
         .into_inner();
@@ -366,9 +439,17 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
     }
     let csv = String::from_utf8(csv).expect("utf-8");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "trial_id,candidate_id,seed,metric,step,value,wall_time");
+    assert_eq!(
+        lines[0],
+        "trial_id,candidate_id,seed,metric,step,value,wall_time"
+    );
     assert_eq!(lines.len(), 5, "{csv}");
-    assert!(lines.iter().any(|line| line.contains(",val_accuracy,2,0.93,")), "{csv}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(",val_accuracy,2,0.93,")),
+        "{csv}"
+    );
 
     let events = replay(&mut client, &exp.id, 0).await;
     let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
@@ -385,12 +466,18 @@ async fn watch_streams_records_as_they_land() {
     let mut client = registry.client().await;
     let exp = experiment(&mut client, "watched").await;
     let mut watch = client
-        .watch_experiment(pb::WatchExperimentRequest { experiment_id: exp.id.clone(), ..Default::default() })
+        .watch_experiment(pb::WatchExperimentRequest {
+            experiment_id: exp.id.clone(),
+            ..Default::default()
+        })
         .await
         .expect("watch")
         .into_inner();
     let first = watch.next().await.expect("first event").expect("ok");
-    assert!(matches!(first.record, Some(pb::experiment_event::Record::Experiment(_))));
+    assert!(matches!(
+        first.record,
+        Some(pb::experiment_event::Record::Experiment(_))
+    ));
 
     let cand = candidate(&mut client, &exp.id, "").await;
     let next = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
@@ -405,7 +492,10 @@ async fn watch_streams_records_as_they_land() {
     }
     // A graceful shutdown ends open watches instead of waiting for the client.
     drop(client);
-    registry.stop().await.expect("watch does not hold up shutdown");
+    registry
+        .stop()
+        .await
+        .expect("watch does not hold up shutdown");
     assert!(watch.next().await.is_none_or(|item| item.is_err()));
 }
 
@@ -428,9 +518,18 @@ async fn sixteen_concurrent_writers_lose_and_duplicate_nothing() {
             let trial = trial(&mut client, &candidate_id, writer).await;
             for batch in 0..BATCHES {
                 let points = (0..POINTS_PER_BATCH)
-                    .map(|i| point("loss", batch * POINTS_PER_BATCH + i, (writer * 1000 + batch) as f64))
+                    .map(|i| {
+                        point(
+                            "loss",
+                            batch * POINTS_PER_BATCH + i,
+                            (writer * 1000 + batch) as f64,
+                        )
+                    })
                     .collect();
-                let request = pb::AppendMetricsRequest { trial_id: trial.id.clone(), points };
+                let request = pb::AppendMetricsRequest {
+                    trial_id: trial.id.clone(),
+                    points,
+                };
                 let response = client
                     .append_metrics(tokio_stream::iter(vec![request]))
                     .await
@@ -457,8 +556,16 @@ async fn sixteen_concurrent_writers_lose_and_duplicate_nothing() {
     for trial_id in &trial_ids {
         let points = all_points(&mut client, trial_id).await;
         let steps: BTreeSet<u64> = points.iter().map(|p| p.step).collect();
-        assert_eq!(points.len() as u64, BATCHES * POINTS_PER_BATCH, "{trial_id}");
-        assert_eq!(steps.len() as u64, BATCHES * POINTS_PER_BATCH, "no duplicate steps");
+        assert_eq!(
+            points.len() as u64,
+            BATCHES * POINTS_PER_BATCH,
+            "{trial_id}"
+        );
+        assert_eq!(
+            steps.len() as u64,
+            BATCHES * POINTS_PER_BATCH,
+            "no duplicate steps"
+        );
     }
     let mut reasons = BTreeSet::new();
     let mut token = String::new();
@@ -473,7 +580,10 @@ async fn sixteen_concurrent_writers_lose_and_duplicate_nothing() {
             .expect("decisions")
             .into_inner();
         for decision in page.decisions {
-            assert!(reasons.insert(decision.reasoning), "a decision listed twice");
+            assert!(
+                reasons.insert(decision.reasoning),
+                "a decision listed twice"
+            );
         }
         if page.next_page_token.is_empty() {
             break;
@@ -485,6 +595,12 @@ async fn sixteen_concurrent_writers_lose_and_duplicate_nothing() {
     let events = replay(&mut client, &exp.id, 0).await;
     let expected_events = 1 + 1 + WRITERS + 2 * WRITERS * BATCHES;
     assert_eq!(events.len() as u64, expected_events);
-    assert!(events.iter().zip(1..).all(|(event, position)| event.position == position), "gap-free positions");
+    assert!(
+        events
+            .iter()
+            .zip(1..)
+            .all(|(event, position)| event.position == position),
+        "gap-free positions"
+    );
     registry.stop().await.expect("clean stop");
 }
