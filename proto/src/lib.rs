@@ -14,6 +14,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// Shared messages: model and training specs, goals, limits, states, metric points.
 pub mod common {
+    #[allow(clippy::all)] // generated code
     pub mod v1 {
         tonic::include_proto!("ra.common.v1");
     }
@@ -21,6 +22,7 @@ pub mod common {
 
 /// dataset-svc: catalog, preparation, batch streaming.
 pub mod dataset {
+    #[allow(clippy::all)] // generated code
     pub mod v1 {
         tonic::include_proto!("ra.dataset.v1");
     }
@@ -28,6 +30,7 @@ pub mod dataset {
 
 /// sandbox-svc: static checks and isolated job execution.
 pub mod sandbox {
+    #[allow(clippy::all)] // generated code
     pub mod v1 {
         tonic::include_proto!("ra.sandbox.v1");
     }
@@ -35,6 +38,7 @@ pub mod sandbox {
 
 /// evaluator-svc: multi-seed evaluation and statistics.
 pub mod evaluator {
+    #[allow(clippy::all)] // generated code
     pub mod v1 {
         tonic::include_proto!("ra.evaluator.v1");
     }
@@ -42,6 +46,7 @@ pub mod evaluator {
 
 /// registry-svc: the system of record.
 pub mod registry {
+    #[allow(clippy::all)] // generated code
     pub mod v1 {
         tonic::include_proto!("ra.registry.v1");
     }
@@ -49,6 +54,7 @@ pub mod registry {
 
 /// planner-svc: research sessions.
 pub mod planner {
+    #[allow(clippy::all)] // generated code
     pub mod v1 {
         tonic::include_proto!("ra.planner.v1");
     }

@@ -23,6 +23,9 @@ const POINT_BYTES: usize = 24;
 /// A chunk starts with its smallest and largest step, so readers skip it without decoding.
 const CHUNK_HEADER_BYTES: usize = 16;
 
+/// One merged series: step → (value, wall time in ns).
+type Series = BTreeMap<u64, (f64, i64)>;
+
 /// A validated batch, wall times filled in.
 #[derive(Debug)]
 pub struct PreparedPoints {
@@ -135,12 +138,12 @@ struct Window {
 /// Merges a chunk into a series: later writes of a step replace earlier ones. Steps outside the
 /// window are dropped, so a page costs its own size, not the series' size.
 fn merge_chunk(
-    series: &mut BTreeMap<u64, (f64, i64)>,
+    series: &mut Series,
     key: &[u8],
     chunk: &[u8],
     window: Window,
 ) -> Result<()> {
-    if chunk.len() < CHUNK_HEADER_BYTES || (chunk.len() - CHUNK_HEADER_BYTES) % POINT_BYTES != 0 {
+    if chunk.len() < CHUNK_HEADER_BYTES || !(chunk.len() - CHUNK_HEADER_BYTES).is_multiple_of(POINT_BYTES) {
         return Err(RegistryError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: format!(
@@ -382,7 +385,7 @@ impl SeriesReader {
     fn next_series(
         &mut self,
         window: Window,
-    ) -> Result<Option<(String, BTreeMap<u64, (f64, i64)>)>> {
+    ) -> Result<Option<(String, Series)>> {
         let Some(name) = self.peeked_name.take() else {
             // Surface a storage error hidden behind `peek`, if that is why we stopped.
             if let Some(Err(error)) = self.chunks.next() {
