@@ -137,13 +137,10 @@ struct Window {
 
 /// Merges a chunk into a series: later writes of a step replace earlier ones. Steps outside the
 /// window are dropped, so a page costs its own size, not the series' size.
-fn merge_chunk(
-    series: &mut Series,
-    key: &[u8],
-    chunk: &[u8],
-    window: Window,
-) -> Result<()> {
-    if chunk.len() < CHUNK_HEADER_BYTES || !(chunk.len() - CHUNK_HEADER_BYTES).is_multiple_of(POINT_BYTES) {
+fn merge_chunk(series: &mut Series, key: &[u8], chunk: &[u8], window: Window) -> Result<()> {
+    if chunk.len() < CHUNK_HEADER_BYTES
+        || !(chunk.len() - CHUNK_HEADER_BYTES).is_multiple_of(POINT_BYTES)
+    {
         return Err(RegistryError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: format!(
@@ -382,10 +379,7 @@ impl SeriesReader {
         self.peeked_name.as_deref()
     }
 
-    fn next_series(
-        &mut self,
-        window: Window,
-    ) -> Result<Option<(String, Series)>> {
+    fn next_series(&mut self, window: Window) -> Result<Option<(String, Series)>> {
         let Some(name) = self.peeked_name.take() else {
             // Surface a storage error hidden behind `peek`, if that is why we stopped.
             if let Some(Err(error)) = self.chunks.next() {

@@ -16,5 +16,5 @@ pub mod telemetry;
 
 pub use args::{LogFormat, ServiceArgs};
 pub use config::{ConfigError, ServerSettings, ServiceConfig, load_config};
-pub use server::{GrpcServer, ServeError, ServiceHealth, bind, serve};
+pub use server::{GrpcServer, ServeError, ServiceHealth, bind};
 pub use shutdown::{Shutdown, shutdown_signal};

@@ -171,16 +171,3 @@ pub async fn bind(settings: &ServerSettings) -> std::io::Result<TcpListener> {
         )
     })
 }
-
-/// Convenience: builds a [`GrpcServer`], marks it ready at once and serves it.
-pub async fn serve(
-    routes: Routes,
-    services: &[&str],
-    listener: TcpListener,
-    settings: &ServerSettings,
-    shutdown: Shutdown,
-) -> Result<(), ServeError> {
-    let server = GrpcServer::new(routes, services).await;
-    server.health().set_serving().await;
-    server.serve(listener, settings, shutdown).await
-}
