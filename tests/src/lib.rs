@@ -171,3 +171,59 @@ pub fn test_data_dir() -> Option<PathBuf> {
     };
     dir.is_dir().then_some(dir)
 }
+
+/// Small valid records for tests that need one but do not test it.
+pub mod fixtures {
+    use ra_proto::common::v1 as common;
+
+    /// A one-hidden-layer MLP on 4 tabular features with 3 classes.
+    pub fn mlp() -> common::ModelSpec {
+        use common::layer::Kind;
+        let linear = |out_features| common::Layer {
+            kind: Some(Kind::Linear(common::LinearLayer {
+                out_features,
+                bias: true,
+            })),
+        };
+        let relu = common::Layer {
+            kind: Some(Kind::Activation(common::ActivationLayer {
+                function: common::ActivationFunction::Relu as i32,
+            })),
+        };
+        common::ModelSpec {
+            name: "mlp-64".into(),
+            input: Some(common::InputSpec {
+                kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
+                    features: 4,
+                })),
+            }),
+            num_classes: 3,
+            layers: vec![linear(64), relu, linear(3)],
+        }
+    }
+
+    /// Adam at the given learning rate, batch 32, 5 epochs.
+    pub fn adam(learning_rate: f64) -> common::TrainSpec {
+        common::TrainSpec {
+            optimizer: Some(common::Optimizer {
+                kind: Some(common::optimizer::Kind::Adam(
+                    common::AdamOptimizer::default(),
+                )),
+            }),
+            learning_rate,
+            batch_size: 32,
+            epochs: 5,
+            ..Default::default()
+        }
+    }
+
+    /// A point of `name` at `step`, wall time left to the server.
+    pub fn point(name: &str, step: u64, value: f64) -> common::MetricPoint {
+        common::MetricPoint {
+            name: name.into(),
+            step,
+            value,
+            wall_time: None,
+        }
+    }
+}

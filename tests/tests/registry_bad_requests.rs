@@ -3,6 +3,7 @@
 
 use futures::future::BoxFuture;
 use ra_integration_tests::RegistryUnderTest;
+use ra_integration_tests::fixtures::{adam as train, mlp as model};
 use ra_proto::common::v1 as common;
 use ra_proto::registry::v1 as pb;
 use ra_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -22,33 +23,6 @@ const MISSING_CANDIDATE: &str = "cand_0192f0c1a2b37c4d8e9f001122334455";
 const MISSING_TRIAL: &str = "trial_0192f0c1a2b37c4d8e9f001122334455";
 const MAX_BATCH_POINTS: usize = 1000;
 const MAX_ARTIFACT_BYTES: u64 = 64 * 1024;
-
-fn model() -> common::ModelSpec {
-    common::ModelSpec {
-        name: "linear".into(),
-        input: Some(common::InputSpec {
-            kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
-                features: 4,
-            })),
-        }),
-        num_classes: 3,
-        layers: vec![common::Layer {
-            kind: Some(common::layer::Kind::Linear(common::LinearLayer {
-                out_features: 3,
-                bias: true,
-            })),
-        }],
-    }
-}
-
-fn train(learning_rate: f64) -> common::TrainSpec {
-    common::TrainSpec {
-        learning_rate,
-        batch_size: 16,
-        epochs: 2,
-        ..Default::default()
-    }
-}
 
 fn candidate_request(experiment_id: &str) -> pb::CreateCandidateRequest {
     pb::CreateCandidateRequest {

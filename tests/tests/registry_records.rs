@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use ra_integration_tests::RegistryUnderTest;
+use ra_integration_tests::fixtures::{adam, mlp, point};
 use ra_proto::common::v1 as common;
 use ra_proto::registry::v1 as pb;
 use ra_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -11,61 +12,6 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 type Client = RegistryServiceClient<Channel>;
-
-fn model() -> common::ModelSpec {
-    use common::layer::Kind;
-    common::ModelSpec {
-        name: "mlp-64".into(),
-        input: Some(common::InputSpec {
-            kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
-                features: 4,
-            })),
-        }),
-        num_classes: 3,
-        layers: vec![
-            common::Layer {
-                kind: Some(Kind::Linear(common::LinearLayer {
-                    out_features: 64,
-                    bias: true,
-                })),
-            },
-            common::Layer {
-                kind: Some(Kind::Activation(common::ActivationLayer {
-                    function: common::ActivationFunction::Relu as i32,
-                })),
-            },
-            common::Layer {
-                kind: Some(Kind::Linear(common::LinearLayer {
-                    out_features: 3,
-                    bias: true,
-                })),
-            },
-        ],
-    }
-}
-
-fn train() -> common::TrainSpec {
-    common::TrainSpec {
-        optimizer: Some(common::Optimizer {
-            kind: Some(common::optimizer::Kind::Adam(
-                common::AdamOptimizer::default(),
-            )),
-        }),
-        learning_rate: 1e-3,
-        batch_size: 32,
-        epochs: 5,
-        ..Default::default()
-    }
-}
-
-fn point(name: &str, step: u64, value: f64) -> common::MetricPoint {
-    common::MetricPoint {
-        name: name.into(),
-        step,
-        value,
-        wall_time: None,
-    }
-}
 
 async fn experiment(client: &mut Client, name: &str) -> pb::Experiment {
     client
@@ -95,8 +41,8 @@ async fn candidate(client: &mut Client, experiment_id: &str, parent: &str) -> pb
     client
         .create_candidate(pb::CreateCandidateRequest {
             experiment_id: experiment_id.into(),
-            model: Some(model()),
-            train: Some(train()),
+            model: Some(mlp()),
+            train: Some(adam(1e-3)),
             rationale: "a small MLP is a sound baseline for 4 features".into(),
             parent_id: parent.into(),
             strategy: "random".into(),

@@ -48,43 +48,51 @@ fn batches(trial_id: &str, batch_size: usize, total: usize) -> Vec<pb::AppendMet
         .collect()
 }
 
-async fn new_trial(store: &Store) -> anyhow::Result<String> {
-    let experiment = store
-        .create_experiment(pb::CreateExperimentRequest {
+/// A one-layer candidate: the benchmark measures metric writes, not the spec.
+fn bench_candidate(experiment_id: String) -> pb::CreateCandidateRequest {
+    pb::CreateCandidateRequest {
+        experiment_id,
+        model: Some(common::ModelSpec {
             name: "bench".into(),
-            ..Default::default()
-        })
-        .await?;
-    let candidate = store
-        .create_candidate(pb::CreateCandidateRequest {
-            experiment_id: experiment.id,
-            model: Some(common::ModelSpec {
-                name: "bench".into(),
-                input: Some(common::InputSpec {
-                    kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
-                        features: 1,
-                    })),
-                }),
-                num_classes: 2,
-                layers: vec![common::Layer {
-                    kind: Some(common::layer::Kind::Linear(common::LinearLayer {
-                        out_features: 2,
-                        bias: true,
-                    })),
-                }],
+            input: Some(common::InputSpec {
+                kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
+                    features: 1,
+                })),
             }),
-            train: Some(common::TrainSpec::default()),
-            ..Default::default()
-        })
+            num_classes: 2,
+            layers: vec![common::Layer {
+                kind: Some(common::layer::Kind::Linear(common::LinearLayer {
+                    out_features: 2,
+                    bias: true,
+                })),
+            }],
+        }),
+        train: Some(common::TrainSpec::default()),
+        ..Default::default()
+    }
+}
+
+fn bench_experiment() -> pb::CreateExperimentRequest {
+    pb::CreateExperimentRequest {
+        name: "bench".into(),
+        ..Default::default()
+    }
+}
+
+fn bench_trial(candidate_id: String) -> pb::CreateTrialRequest {
+    pb::CreateTrialRequest {
+        candidate_id,
+        seed: 0,
+        ..Default::default()
+    }
+}
+
+async fn new_trial(store: &Store) -> anyhow::Result<String> {
+    let experiment = store.create_experiment(bench_experiment()).await?;
+    let candidate = store
+        .create_candidate(bench_candidate(experiment.id))
         .await?;
-    let trial = store
-        .create_trial(pb::CreateTrialRequest {
-            candidate_id: candidate.id,
-            seed: 0,
-            ..Default::default()
-        })
-        .await?;
-    Ok(trial.id)
+    Ok(store.create_trial(bench_trial(candidate.id)).await?.id)
 }
 
 fn rate(points: usize, elapsed: Duration) -> f64 {
@@ -140,18 +148,11 @@ async fn serve() -> anyhow::Result<Served> {
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     };
-    let trial_id = loop {
-        let created = client
-            .create_experiment(pb::CreateExperimentRequest {
-                name: "bench".into(),
-                ..Default::default()
-            })
-            .await;
-        if let Ok(experiment) = created {
-            break grpc_trial(&mut client, experiment.into_inner().id).await?;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let experiment = client
+        .create_experiment(bench_experiment())
+        .await?
+        .into_inner();
+    let trial_id = grpc_trial(&mut client, experiment.id).await?;
     Ok(Served {
         client,
         shutdown,
@@ -166,37 +167,14 @@ async fn grpc_trial(
     experiment_id: String,
 ) -> anyhow::Result<String> {
     let candidate = client
-        .create_candidate(pb::CreateCandidateRequest {
-            experiment_id,
-            model: Some(common::ModelSpec {
-                name: "bench".into(),
-                input: Some(common::InputSpec {
-                    kind: Some(common::input_spec::Kind::Tabular(common::TabularInput {
-                        features: 1,
-                    })),
-                }),
-                num_classes: 2,
-                layers: vec![common::Layer {
-                    kind: Some(common::layer::Kind::Linear(common::LinearLayer {
-                        out_features: 2,
-                        bias: true,
-                    })),
-                }],
-            }),
-            train: Some(common::TrainSpec::default()),
-            ..Default::default()
-        })
+        .create_candidate(bench_candidate(experiment_id))
         .await?
         .into_inner();
-    let trial = client
-        .create_trial(pb::CreateTrialRequest {
-            candidate_id: candidate.id,
-            seed: 0,
-            ..Default::default()
-        })
+    Ok(client
+        .create_trial(bench_trial(candidate.id))
         .await?
-        .into_inner();
-    Ok(trial.id)
+        .into_inner()
+        .id)
 }
 
 impl Served {
