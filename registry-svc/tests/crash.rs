@@ -131,6 +131,7 @@ async fn running_trial(client: &mut RegistryServiceClient<Channel>) -> (String, 
             kind: Some(common::layer::Kind::Linear(common::LinearLayer {
                 out_features: 2,
                 bias: true,
+                ..Default::default()
             })),
         }],
     };

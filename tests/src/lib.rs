@@ -183,6 +183,7 @@ pub mod fixtures {
             kind: Some(Kind::Linear(common::LinearLayer {
                 out_features,
                 bias: true,
+                ..Default::default()
             })),
         };
         let relu = common::Layer {

@@ -64,6 +64,7 @@ fn bench_candidate(experiment_id: String) -> pb::CreateCandidateRequest {
                 kind: Some(common::layer::Kind::Linear(common::LinearLayer {
                     out_features: 2,
                     bias: true,
+                    ..Default::default()
                 })),
             }],
         }),

@@ -1,0 +1,21 @@
+//! Models and training recipes as data.
+//!
+//! - [`model`]: [`ModelSpec`] — an input, a class count and an ordered list of [`Layer`]s.
+//! - [`train`]: [`TrainSpec`] — optimizer, learning rate and schedule, batch size, epochs, ….
+//! - [`convert`]: lossless conversions to and from the `ra.common.v1` proto messages.
+//! - [`shape`]: validation by shape inference, layer by layer, with parameters, FLOPs and
+//!   activation memory per layer, and budgets on all three. Every refusal names the layer index
+//!   and the rule that was broken.
+//!
+//! The JSON form (serde) is what people and LLMs write; the proto form is what travels on the
+//! wire. No Burn here: `ra-trainer` builds modules from these types.
+
+pub mod convert;
+pub mod model;
+pub mod shape;
+pub mod train;
+
+pub use convert::ConversionError;
+pub use model::{Activation, InputSpec, Layer, ModelSpec, PoolKind, SkipConnection};
+pub use shape::{Budget, LayerReport, Shape, SpecError, SpecReport, validate_model};
+pub use train::{Augmentation, Optimizer, Schedule, TrainSpec, TrainSpecError};
