@@ -429,7 +429,9 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
                 Shape::Sequence { dim, .. } => dim,
                 Shape::Tokens { .. } => 0,
             };
-            Ok((input, 2 * features, mul(&[4, elements])?))
+            // Scale and shift, plus the running mean and variance: Burn counts those as
+            // parameters too, and they are part of the saved weights.
+            Ok((input, 4 * features, mul(&[4, elements])?))
         }
         Layer::LayerNorm { epsilon } => {
             if epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0 && e < 1.0)) {
@@ -753,6 +755,13 @@ fn count_layers(layers: &[Layer]) -> usize {
             _ => 1,
         })
         .sum()
+}
+
+/// The output shape of `layer` on `input`, for a layer that validation accepted (an invalid
+/// pair gives back `input`).
+pub fn output_shape(layer: &Layer, input: Shape) -> Shape {
+    let mut reports = Vec::new();
+    infer(layer, input, "0", &mut reports).map_or(input, |(shape, _, _)| shape)
 }
 
 /// Validates a model: input, every layer's shape rule, the output, and the budget.

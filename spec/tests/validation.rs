@@ -136,7 +136,7 @@ fn residual_blocks_with_projection_and_text_models() {
     assert_eq!(block.output_shape.to_string(), "32×16×16");
     assert_eq!(
         block.parameters,
-        16 * 32 * 9 + 2 * 32 + (32 * 32 * 9 + 32) + 16 * 32
+        16 * 32 * 9 + 4 * 32 + (32 * 32 * 9 + 32) + 16 * 32
     );
     assert!(
         report.layers.iter().any(|l| l.index == "1.3"),

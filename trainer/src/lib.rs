@@ -1,0 +1,20 @@
+//! ra-trainer: the only crate that depends on Burn.
+//!
+//! - [`model`]: a Burn module assembled at run time from a `ModelSpec`.
+//! - [`data`]: the input pipeline over a memory-mapped prepared dataset.
+//! - [`optim`]: Adam, AdamW, SGD with momentum, weight decay and gradient clipping.
+//! - [`train`]: the training loop, evaluation, early stopping, saving and loading weights.
+//! - [`metrics`]: the metrics protocol records (JSON lines) and the scores they carry.
+//! - [`backend`]: the Burn device for `--backend flex|tch`.
+//! - [`bench`]: throughput against the PyTorch reference.
+
+pub mod backend;
+pub mod bench;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod train;
+
+pub use model::Network;
+pub use train::{Reporter, RunConfig, RunOutcome, TrainError, train};

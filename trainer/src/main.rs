@@ -1,0 +1,300 @@
+//! `ra-trainer`: train a model spec on a prepared dataset and print the metrics protocol, or
+//! validate a spec and print its per-layer table.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL};
+use ra_prepared::{PreparedDataset, Verify};
+use ra_spec::{Budget, ModelSpec, TrainSpec, validate_model};
+use ra_trainer::backend::{Backend, set_threads};
+use ra_trainer::metrics::EpochRecord;
+use ra_trainer::{Reporter, RunConfig, train};
+use serde::Deserialize;
+
+/// Train models described as data (ModelSpec + TrainSpec) with Burn.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train and print one JSON record per epoch, then a final record, on stdout.
+    Train {
+        /// JSON file with {"model": ModelSpec, "train": TrainSpec}.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Prepared dataset directory (manifest.json + safetensors splits).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Directory for weights.safetensors and model.json.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// CPU threads (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, value_enum, default_value_t = Backend::Flex)]
+        backend: Backend,
+        /// Check every file's sha256 before training.
+        #[arg(long)]
+        verify_checksums: bool,
+    },
+    /// Training throughput of the reference CNN and MLP against PyTorch, in one run.
+    Bench {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        #[arg(long, default_value_t = 8)]
+        warmup: usize,
+        /// The PyTorch reference script.
+        #[arg(long, default_value = "bench/torch_reference.py")]
+        torch_script: PathBuf,
+        /// Python interpreter with torch installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Validate a spec and print the per-layer shapes, parameters, FLOPs and memory.
+    Validate {
+        /// JSON file with {"model": …, "train": …}, or a bare ModelSpec.
+        #[arg(long)]
+        spec: PathBuf,
+    },
+}
+
+/// The spec file: a model and how to train it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    model: ModelSpec,
+    train: TrainSpec,
+}
+
+/// Prints records as JSON lines on stdout and log lines on stderr.
+struct StdoutReporter;
+
+impl Reporter for StdoutReporter {
+    fn epoch(&mut self, record: &EpochRecord) {
+        print_record(record);
+    }
+
+    fn log(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+fn print_record(record: &impl serde::Serialize) {
+    if let Ok(line) = serde_json::to_string(record) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+}
+
+fn read_spec_file(path: &PathBuf) -> anyhow::Result<SpecFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a {{\"model\": …, \"train\": …}} spec",
+            path.display()
+        )
+    })
+}
+
+fn run_train(
+    spec: PathBuf,
+    data: PathBuf,
+    seed: u64,
+    output: Option<PathBuf>,
+    backend: Backend,
+    verify_checksums: bool,
+) -> anyhow::Result<()> {
+    let spec = read_spec_file(&spec)?;
+    let verify = if verify_checksums {
+        Verify::Checksums
+    } else {
+        Verify::Sizes
+    };
+    let dataset = PreparedDataset::open(&data, verify)?;
+    let config = RunConfig {
+        model: spec.model,
+        train: spec.train,
+        seed,
+        device: backend.device()?,
+        output,
+    };
+    let outcome = train(&dataset, &config, &mut StdoutReporter)?;
+    print_record(&outcome.final_record);
+    Ok(())
+}
+
+fn run_validate(path: PathBuf) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let (model, train) = match serde_json::from_str::<SpecFile>(&text) {
+        Ok(file) => (file.model, Some(file.train)),
+        Err(_) => (
+            ModelSpec::from_json(&text)
+                .with_context(|| format!("{} is not a model spec", path.display()))?,
+            None,
+        ),
+    };
+    if let Some(train) = &train
+        && let Err(error) = train.validate()
+    {
+        eprintln!("refused: {error}");
+        return Ok(false);
+    }
+    match validate_model(&model, &Budget::default()) {
+        Ok(report) => {
+            let mut table = Table::new();
+            table.load_preset(UTF8_FULL).set_header([
+                "layer",
+                "type",
+                "output",
+                "parameters",
+                "FLOPs",
+                "activations (bytes)",
+            ]);
+            for layer in &report.layers {
+                table.add_row([
+                    layer.index.clone(),
+                    layer.kind.to_owned(),
+                    layer.output_shape.to_string(),
+                    layer.parameters.to_string(),
+                    layer.flops.to_string(),
+                    layer.activation_bytes.to_string(),
+                ]);
+            }
+            println!("{table}");
+            println!(
+                "total: {} parameters, {} FLOPs per sample, {} bytes of activations per sample",
+                report.parameters, report.flops_per_sample, report.activation_bytes_per_sample
+            );
+            Ok(true)
+        }
+        Err(error) => {
+            eprintln!("refused: {error}");
+            Ok(false)
+        }
+    }
+}
+
+fn run_bench(
+    threads: usize,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    script: &std::path::Path,
+    python: &str,
+) -> anyhow::Result<()> {
+    use ra_trainer::bench;
+    let reference = bench::torch_reference(script, python, threads, batch, steps, warmup);
+    let peak = bench::peak_flops(threads);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL).set_header([
+        "model",
+        "backend",
+        "samples/s",
+        "× PyTorch",
+        "% of peak FLOP/s",
+    ]);
+    let mut backends = vec![Backend::Flex];
+    if Backend::Tch.device().is_ok() {
+        backends.push(Backend::Tch);
+    }
+    for (spec, pick) in [
+        (bench::reference_cnn(), 0usize),
+        (bench::reference_mlp(), 1usize),
+    ] {
+        let flops = bench::training_flops_per_sample(&spec);
+        let percent = |rate: f64| {
+            peak.as_ref().map_or("n/a".to_owned(), |(p, _)| {
+                format!("{:.1}", 100.0 * rate * flops / p)
+            })
+        };
+        let torch_rate = reference
+            .as_ref()
+            .ok()
+            .map(|(cnn, mlp, _)| if pick == 0 { *cnn } else { *mlp });
+        for backend in &backends {
+            let rate = bench::train_throughput(&spec, &backend.device()?, batch, warmup, steps)?;
+            let ratio = torch_rate.map_or("n/a".to_owned(), |t| format!("{:.2}", rate / t));
+            table.add_row([
+                spec.name.clone(),
+                format!("{backend:?}").to_lowercase(),
+                format!("{rate:.0}"),
+                ratio,
+                percent(rate),
+            ]);
+        }
+        if let Some(rate) = torch_rate {
+            table.add_row([
+                spec.name.clone(),
+                "pytorch".into(),
+                format!("{rate:.0}"),
+                "1.00".into(),
+                percent(rate),
+            ]);
+        }
+    }
+    println!("{table}");
+    println!("batch {batch}, Adam, {threads} threads, {steps} steps after {warmup} warm-up steps");
+    match &reference {
+        Ok((_, _, version)) => println!("PyTorch {version} via {}", script.display()),
+        Err(reason) => println!("PyTorch reference not measured: {reason}"),
+    }
+    if let Some((_, how)) = &peak {
+        println!("peak: {how}");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Train {
+            spec,
+            data,
+            seed,
+            output,
+            threads,
+            backend,
+            verify_checksums,
+        } => {
+            set_threads(threads);
+            run_train(spec, data, seed, output, backend, verify_checksums).map(|()| true)
+        }
+        Command::Validate { spec } => run_validate(spec),
+        Command::Bench {
+            threads,
+            batch,
+            steps,
+            warmup,
+            torch_script,
+            python,
+        } => {
+            set_threads(threads);
+            run_bench(threads, batch, steps, warmup, &torch_script, &python).map(|()| true)
+        }
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("ra-trainer: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
