@@ -113,6 +113,110 @@ fn prepared_digits(root: &Path) -> Option<PreparedDataset> {
     Some(write_prepared(root, "digits-test", draft, splits).expect("prepare digits"))
 }
 
+/// Reads an IDX file (big-endian magic and dimensions, then u8 data) from a gzip.
+fn read_idx(path: &Path) -> (Vec<usize>, Vec<u8>) {
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("idx file"))
+        .read_to_end(&mut bytes)
+        .expect("gunzip");
+    let word = |at: usize| {
+        u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
+    };
+    let rank = bytes[3] as usize;
+    let dims: Vec<usize> = (0..rank).map(|i| word(4 + 4 * i)).collect();
+    let data = bytes[4 + 4 * rank..].to_vec();
+    assert_eq!(
+        data.len(),
+        dims.iter().product::<usize>(),
+        "{}",
+        path.display()
+    );
+    (dims, data)
+}
+
+/// The MNIST test set (10,000 images) split 8,000 train / 2,000 val, pixels normalised with the
+/// train split's mean and standard deviation.
+fn prepared_mnist_test_set(root: &Path) -> Option<PreparedDataset> {
+    let Some(data) = test_data_dir() else {
+        skip_or_fail(
+            "trainer MNIST test",
+            "the shared datasets folder is missing (set RA_TEST_DATA)",
+        );
+        return None;
+    };
+    let (dims, pixels) = read_idx(&data.join("mnist/t10k-images-idx3-ubyte.gz"));
+    let (_, labels) = read_idx(&data.join("mnist/t10k-labels-idx1-ubyte.gz"));
+    assert_eq!(dims, [10_000, 28, 28]);
+    let side = 28 * 28;
+    let cut = 8_000;
+    let train_pixels = &pixels[..cut * side];
+    let mean = train_pixels.iter().map(|p| f64::from(*p)).sum::<f64>() / train_pixels.len() as f64;
+    let variance = train_pixels
+        .iter()
+        .map(|p| (f64::from(*p) - mean).powi(2))
+        .sum::<f64>()
+        / train_pixels.len() as f64;
+    let draft = ManifestDraft {
+        dataset: "mnist".into(),
+        input: InputSpec::Image {
+            channels: 1,
+            height: 28,
+            width: 28,
+        },
+        class_names: (0..10).map(|d| d.to_string()).collect(),
+        normalization: Normalization {
+            mean: vec![mean],
+            std: vec![variance.sqrt()],
+        },
+        source_checksums: BTreeMap::new(),
+        checksums_verified: false,
+        options: serde_json::json!({"source": "t10k only", "train": cut}),
+        created_at: "2026-11-26T00:00:00Z".into(),
+    };
+    let labels: Vec<i64> = labels.iter().map(|l| i64::from(*l)).collect();
+    let splits = vec![
+        SplitData {
+            name: "train".into(),
+            x: XData::U8(train_pixels.to_vec()),
+            y: labels[..cut].to_vec(),
+        },
+        SplitData {
+            name: "val".into(),
+            x: XData::U8(pixels[cut * side..].to_vec()),
+            y: labels[cut..].to_vec(),
+        },
+    ];
+    Some(write_prepared(root, "mnist-t10k-test", draft, splits).expect("prepare mnist"))
+}
+
+#[test]
+fn the_reference_cnn_on_mnist_reaches_95_percent_in_two_epochs() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let Some(dataset) = prepared_mnist_test_set(root.path()) else {
+        return;
+    };
+    let train_spec = TrainSpec {
+        learning_rate: 1e-3,
+        batch_size: 64,
+        epochs: 2,
+        ..TrainSpec::default()
+    };
+    let config = RunConfig {
+        model: ra_trainer::bench::reference_cnn(),
+        train: train_spec,
+        seed: 1,
+        device: Device::flex(),
+        output: None,
+    };
+    let outcome = train(&dataset, &config, &mut Quiet).expect("train");
+    let accuracy = outcome.final_record.val_accuracy;
+    assert_eq!(outcome.epochs.len(), 2);
+    assert!(
+        accuracy >= 0.95,
+        "val accuracy {accuracy:.4} < 0.95 after 2 epochs"
+    );
+}
+
 fn linear(out_features: u32) -> Layer {
     Layer::Linear {
         out_features,
