@@ -15,7 +15,7 @@ use crate::error::{RegistryError, Result};
 use crate::ids::{EntityKind, parse_id};
 use crate::keys;
 use crate::records::is_terminal_trial;
-use crate::store::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest, PendingWrite, Store, now};
+use crate::store::{Page, PageRequest, PendingWrite, Store, now};
 use crate::validate;
 
 /// Bytes of one stored point: step u64, value f64, wall time i64 (ns since the epoch).
@@ -262,15 +262,7 @@ impl Store {
         if !name.is_empty() {
             validate::metric_name("name", name)?;
         }
-        let size = match page.size as usize {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n > MAX_PAGE_SIZE => {
-                return Err(RegistryError::invalid(format!(
-                    "page_size {n} is over the maximum of {MAX_PAGE_SIZE}"
-                )));
-            }
-            n => n,
-        };
+        let size = page.checked_size()?;
         let after = match page.token.as_str() {
             "" => None,
             token => {

@@ -90,6 +90,19 @@ pub struct PageRequest {
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1000;
 
+impl PageRequest {
+    /// The page size to use: 0 means the default; over the maximum is refused.
+    pub fn checked_size(&self) -> Result<usize> {
+        match self.size as usize {
+            0 => Ok(DEFAULT_PAGE_SIZE),
+            n if n > MAX_PAGE_SIZE => Err(RegistryError::invalid(format!(
+                "page_size {n} is over the maximum of {MAX_PAGE_SIZE}"
+            ))),
+            n => Ok(n),
+        }
+    }
+}
+
 /// State guarded by the write lock.
 #[derive(Debug, Default)]
 struct WriterState {
@@ -304,15 +317,7 @@ impl Store {
         page: &PageRequest,
         mut load: impl FnMut(&[u8], &[u8]) -> Result<Option<T>>,
     ) -> Result<Page<T>> {
-        let size = match page.size as usize {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n > MAX_PAGE_SIZE => {
-                return Err(RegistryError::invalid(format!(
-                    "page_size {n} is over the maximum of {MAX_PAGE_SIZE}"
-                )));
-            }
-            n => n,
-        };
+        let size = page.checked_size()?;
         let start = match page.token.as_str() {
             "" => Bound::Included(prefix.as_bytes().to_vec()),
             token => Bound::Excluded(decode_page_token(token, prefix)?),
