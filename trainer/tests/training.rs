@@ -26,15 +26,21 @@ impl Reporter for Quiet {
     fn log(&mut self, _: &str) {}
 }
 
-/// scikit-learn's digits (8×8, 1797 samples) as a tabular prepared dataset, 80/20 split.
-fn prepared_digits(root: &Path) -> Option<PreparedDataset> {
-    let Some(data) = test_data_dir() else {
+/// The shared datasets folder, or a loud skip (a failure under RA_REQUIRE_TEST_DEPS=1).
+fn shared_data(test: &str) -> Option<PathBuf> {
+    let dir = test_data_dir();
+    if dir.is_none() {
         skip_or_fail(
-            "trainer digits tests",
+            test,
             "the shared datasets folder is missing (set RA_TEST_DATA)",
         );
-        return None;
-    };
+    }
+    dir
+}
+
+/// scikit-learn's digits (8×8, 1797 samples) as a tabular prepared dataset, 80/20 split.
+fn prepared_digits(root: &Path) -> Option<PreparedDataset> {
+    let data = shared_data("trainer digits tests")?;
     let mut text = String::new();
     let file = std::fs::File::open(data.join("digits/digits.csv.gz")).expect("digits.csv.gz");
     flate2::read::GzDecoder::new(file)
@@ -137,13 +143,7 @@ fn read_idx(path: &Path) -> (Vec<usize>, Vec<u8>) {
 /// The MNIST test set (10,000 images) split 8,000 train / 2,000 val, pixels normalised with the
 /// train split's mean and standard deviation.
 fn prepared_mnist_test_set(root: &Path) -> Option<PreparedDataset> {
-    let Some(data) = test_data_dir() else {
-        skip_or_fail(
-            "trainer MNIST test",
-            "the shared datasets folder is missing (set RA_TEST_DATA)",
-        );
-        return None;
-    };
+    let data = shared_data("trainer MNIST test")?;
     let (dims, pixels) = read_idx(&data.join("mnist/t10k-images-idx3-ubyte.gz"));
     let (_, labels) = read_idx(&data.join("mnist/t10k-labels-idx1-ubyte.gz"));
     assert_eq!(dims, [10_000, 28, 28]);
