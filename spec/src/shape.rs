@@ -291,6 +291,21 @@ fn window_output(
     Ok((padded - kernel) / stride + 1)
 }
 
+/// The C, H, W of an image input; any other shape is refused.
+fn image_dims(input: Shape) -> Result<(u64, u64, u64), Refusal> {
+    match input {
+        Shape::Image {
+            channels,
+            height,
+            width,
+        } => Ok((channels, height, width)),
+        other => refuse(
+            "needs_image",
+            format!("expects a C×H×W image, gets {}", other.describe()),
+        ),
+    }
+}
+
 fn activation_flops(function: Activation) -> u64 {
     match function {
         Activation::Relu => 1,
@@ -348,17 +363,7 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             bias,
             in_channels,
         } => {
-            let Shape::Image {
-                channels,
-                height,
-                width,
-            } = input
-            else {
-                return refuse(
-                    "needs_image",
-                    format!("expects a C×H×W image, gets {}", input.describe()),
-                );
-            };
+            let (channels, height, width) = image_dims(input)?;
             expect_in("input_channels", in_channels, channels)?;
             let (out, k, s) = (
                 positive("out_channels", out_channels)?,
@@ -462,17 +467,7 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             stride,
             padding,
         } => {
-            let Shape::Image {
-                channels,
-                height,
-                width,
-            } = input
-            else {
-                return refuse(
-                    "needs_image",
-                    format!("expects a C×H×W image, gets {}", input.describe()),
-                );
-            };
+            let (channels, height, width) = image_dims(input)?;
             let k = positive("kernel_size", kernel_size)?;
             let s = positive("stride", stride.unwrap_or(kernel_size))?;
             let p = u64::from(padding);
