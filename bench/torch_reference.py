@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for `ra-trainer bench`: the same two models, batch size, optimizer and
-thread count; prints {"cnn": samples_per_second, "mlp": samples_per_second} as one JSON line."""
+thread count; prints {"cnn": [samples_per_second, ...], "mlp": [...], "torch": version} as one JSON
+line, one figure per repeat."""
 
 import argparse
 import json
@@ -22,7 +23,8 @@ def mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
 
 
-def samples_per_second(model: nn.Module, batch: int, steps: int, warmup: int) -> float:
+def samples_per_second(model: nn.Module, batch: int, steps: int, warmup: int,
+                       repeats: int) -> list[float]:
     torch.manual_seed(0)
     x = torch.randn(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
@@ -38,10 +40,13 @@ def samples_per_second(model: nn.Module, batch: int, steps: int, warmup: int) ->
 
     for _ in range(warmup):
         step()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - started)
+    rates = []
+    for _ in range(max(repeats, 1)):
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        rates.append(batch * steps / (time.perf_counter() - started))
+    return rates
 
 
 def main() -> None:
@@ -50,11 +55,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {
-        "cnn": samples_per_second(reference_cnn(), args.batch, args.steps, args.warmup),
-        "mlp": samples_per_second(mlp(), args.batch, args.steps, args.warmup),
+        "cnn": samples_per_second(reference_cnn(), args.batch, args.steps, args.warmup,
+                                  args.repeats),
+        "mlp": samples_per_second(mlp(), args.batch, args.steps, args.warmup, args.repeats),
         "torch": torch.__version__,
     }
     print(json.dumps(result))

@@ -3,6 +3,7 @@
 //! - [`model`]: [`ModelSpec`] — an input, a class count and an ordered list of [`Layer`]s.
 //! - [`train`]: [`TrainSpec`] — optimizer, learning rate and schedule, batch size, epochs, ….
 //! - [`convert`]: lossless conversions to and from the `ra.common.v1` proto messages.
+//! - `strategies` (feature `proptest`): random specs for property tests.
 //! - [`shape`]: validation by shape inference, layer by layer, with parameters, FLOPs and
 //!   activation memory per layer, and budgets on all three. Every refusal names the layer index
 //!   and the rule that was broken.
@@ -13,6 +14,8 @@
 pub mod convert;
 pub mod model;
 pub mod shape;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod train;
 
 pub use convert::ConversionError;

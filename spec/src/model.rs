@@ -181,6 +181,53 @@ impl Layer {
             Self::SequenceMeanPool => "sequence_mean_pool",
         }
     }
+
+    /// A square conv2d with a bias, its input channels inferred.
+    pub fn conv2d(out_channels: u32, kernel_size: u32, stride: u32, padding: u32) -> Self {
+        Self::Conv2d {
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            bias: true,
+            in_channels: 0,
+        }
+    }
+
+    /// A linear layer with a bias, its input features inferred.
+    pub fn linear(out_features: u32) -> Self {
+        Self::Linear {
+            out_features,
+            bias: true,
+            in_features: 0,
+        }
+    }
+
+    pub fn activation(function: Activation) -> Self {
+        Self::Activation { function }
+    }
+
+    pub fn relu() -> Self {
+        Self::activation(Activation::Relu)
+    }
+
+    /// Non-overlapping `kernel_size`² max pooling (stride = kernel, no padding).
+    pub fn max_pool(kernel_size: u32) -> Self {
+        Self::Pool2d {
+            pool: PoolKind::Max,
+            kernel_size,
+            stride: None,
+            padding: 0,
+        }
+    }
+
+    /// Batch normalisation with Burn's defaults.
+    pub fn batch_norm() -> Self {
+        Self::BatchNorm {
+            epsilon: None,
+            momentum: None,
+        }
+    }
 }
 
 /// A classification model as data.

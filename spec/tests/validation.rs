@@ -2,6 +2,7 @@
 //! proto forms, and property tests over random specs.
 
 use proptest::prelude::*;
+use ra_spec::strategies::arb_spec;
 use ra_spec::{
     Activation, Budget, InputSpec, Layer, ModelSpec, PoolKind, SkipConnection, validate_model,
 };
@@ -534,104 +535,6 @@ fn json_form_parses_with_defaults_and_refuses_unknown_fields() {
     assert!(error.to_string().contains("units"), "{error}");
     let again = ModelSpec::from_json(&spec.to_json_pretty()).expect("round trip");
     assert_eq!(again, spec);
-}
-
-fn arb_activation() -> impl Strategy<Value = Activation> {
-    prop_oneof![
-        Just(Activation::Relu),
-        Just(Activation::Gelu),
-        Just(Activation::Silu),
-        Just(Activation::Tanh)
-    ]
-}
-
-fn arb_layer() -> impl Strategy<Value = Layer> {
-    let leaf = prop_oneof![
-        (0u32..40, 0u32..6, 0u32..3, 0u32..3, any::<bool>()).prop_map(|(o, k, s, p, bias)| {
-            Layer::Conv2d {
-                out_channels: o,
-                kernel_size: k,
-                stride: s,
-                padding: p,
-                bias,
-                in_channels: 0,
-            }
-        }),
-        (0u32..40, 0u32..6, 0u32..3, 0u32..3, any::<bool>()).prop_map(|(o, k, s, p, bias)| {
-            Layer::Conv1d {
-                out_channels: o,
-                kernel_size: k,
-                stride: s,
-                padding: p,
-                bias,
-                in_channels: 0,
-            }
-        }),
-        Just(Layer::BatchNorm {
-            epsilon: None,
-            momentum: None
-        }),
-        Just(Layer::LayerNorm { epsilon: None }),
-        arb_activation().prop_map(|function| Layer::Activation { function }),
-        (0u32..4, proptest::option::of(0u32..4), 0u32..3).prop_map(|(k, s, p)| Layer::Pool2d {
-            pool: PoolKind::Max,
-            kernel_size: k,
-            stride: s,
-            padding: p
-        }),
-        Just(Layer::GlobalAvgPool),
-        Just(Layer::Flatten),
-        (-0.5f64..1.5).prop_map(|probability| Layer::Dropout { probability }),
-        (0u32..200, any::<bool>()).prop_map(|(o, bias)| Layer::Linear {
-            out_features: o,
-            bias,
-            in_features: 0
-        }),
-        (0u32..64).prop_map(|embedding_dim| Layer::Embedding { embedding_dim }),
-        Just(Layer::SequenceMeanPool),
-    ];
-    leaf.prop_recursive(2, 24, 4, |inner| {
-        (proptest::collection::vec(inner, 0..4), any::<bool>()).prop_map(|(layers, projection)| {
-            Layer::Residual {
-                layers,
-                skip: if projection {
-                    SkipConnection::Projection
-                } else {
-                    SkipConnection::Identity
-                },
-                post_activation: None,
-            }
-        })
-    })
-}
-
-fn arb_input() -> impl Strategy<Value = InputSpec> {
-    prop_oneof![
-        (0u32..4, 0u32..40, 0u32..40).prop_map(|(channels, height, width)| InputSpec::Image {
-            channels,
-            height,
-            width
-        }),
-        (0u32..300).prop_map(|features| InputSpec::Tabular { features }),
-        (0u32..2000, 0u32..100).prop_map(|(vocab_size, sequence_length)| InputSpec::Text {
-            vocab_size,
-            sequence_length
-        }),
-    ]
-}
-
-fn arb_spec() -> impl Strategy<Value = ModelSpec> {
-    (
-        arb_input(),
-        0u32..20,
-        proptest::collection::vec(arb_layer(), 0..10),
-    )
-        .prop_map(|(input, num_classes, layers)| ModelSpec {
-            name: "random".into(),
-            input,
-            num_classes,
-            layers,
-        })
 }
 
 proptest! {

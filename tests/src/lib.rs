@@ -172,6 +172,18 @@ pub fn test_data_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// [`test_data_dir`], or a loud skip of `test` (a failure under [`REQUIRE_DEPS_VAR`]).
+pub fn shared_data_or_skip(test: &str) -> Option<PathBuf> {
+    let dir = test_data_dir();
+    if dir.is_none() {
+        skip_or_fail(
+            test,
+            "the shared datasets folder is missing (set RA_TEST_DATA)",
+        );
+    }
+    dir
+}
+
 /// Small valid records for tests that need one but do not test it.
 pub mod fixtures {
     use ra_proto::common::v1 as common;

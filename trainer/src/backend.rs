@@ -1,5 +1,5 @@
-//! Backend choice at run time: `flex` (pure Rust, the default) or `tch` (LibTorch, with the
-//! `tch` cargo feature).
+//! Backend choice at run time: `flex` (pure Rust, the default), or LibTorch on the CPU (`tch`)
+//! or on a CUDA GPU (`tch-cuda`) when built with the `tch` cargo feature.
 
 use burn::tensor::Device;
 
@@ -9,39 +9,87 @@ pub enum Backend {
     Flex,
     /// LibTorch on the CPU (build with `--features tch`).
     Tch,
+    /// LibTorch on the first CUDA GPU (build with `--features tch` against a CUDA libtorch).
+    TchCuda,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "this ra-trainer was built without the tch feature; rebuild with `--features tch` (see the README's libtorch section)"
-)]
-pub struct BackendUnavailable;
+pub enum BackendUnavailable {
+    #[error(
+        "this ra-trainer was built without the tch feature; rebuild with `--features tch` (see the README's libtorch section)"
+    )]
+    NotBuilt,
+    #[error(
+        "libtorch sees no CUDA device: use --backend tch for the CPU, or a CUDA build of torch on a machine with a GPU"
+    )]
+    NoCuda,
+}
 
 impl Backend {
     pub fn device(self) -> Result<Device, BackendUnavailable> {
         match self {
             Self::Flex => Ok(Device::flex()),
-            Self::Tch => tch_device(),
+            Self::Tch => libtorch::cpu(),
+            Self::TchCuda => libtorch::cuda(),
+        }
+    }
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Tch => "tch",
+            Self::TchCuda => "tch-cuda",
         }
     }
 }
 
+/// Sizes the CPU thread pools (rayon for flex, LibTorch's intra-op pool for tch); call once,
+/// before any tensor work. 0 keeps each library's default (all cores).
+pub fn set_threads(threads: usize) {
+    if threads == 0 {
+        return;
+    }
+    // Fails only if the pool was already built, in which case the first size stands.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    libtorch::set_threads(threads);
+}
+
 #[cfg(feature = "tch")]
-fn tch_device() -> Result<Device, BackendUnavailable> {
-    Ok(Device::libtorch())
+#[allow(deprecated)] // burn-tch is deprecated upstream, but it is our LibTorch path for now
+mod libtorch {
+    use super::{BackendUnavailable, Device};
+
+    pub fn cpu() -> Result<Device, BackendUnavailable> {
+        Ok(Device::libtorch())
+    }
+
+    pub fn cuda() -> Result<Device, BackendUnavailable> {
+        if tch::Cuda::is_available() {
+            Ok(Device::libtorch_cuda(0))
+        } else {
+            Err(BackendUnavailable::NoCuda)
+        }
+    }
+
+    pub fn set_threads(threads: usize) {
+        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+    }
 }
 
 #[cfg(not(feature = "tch"))]
-fn tch_device() -> Result<Device, BackendUnavailable> {
-    Err(BackendUnavailable)
-}
+mod libtorch {
+    use super::{BackendUnavailable, Device};
 
-/// Sizes the CPU thread pool used by the flex backend; call once, before any tensor work.
-pub fn set_threads(threads: usize) {
-    if threads > 0 {
-        // Fails only if the pool was already built, in which case the first size stands.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
+    pub fn cpu() -> Result<Device, BackendUnavailable> {
+        Err(BackendUnavailable::NotBuilt)
     }
+
+    pub fn cuda() -> Result<Device, BackendUnavailable> {
+        Err(BackendUnavailable::NotBuilt)
+    }
+
+    pub fn set_threads(_threads: usize) {}
 }

@@ -10,29 +10,18 @@ use std::time::Instant;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use ra_spec::{Activation, Budget, InputSpec, Layer, ModelSpec, PoolKind};
+use ra_prepared::{
+    ManifestDraft, Normalization, PreparedDataset, SplitData, XData, write_prepared,
+};
+use ra_spec::{Augmentation, Budget, InputSpec, Layer, ModelSpec};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
+use crate::data::{Pipeline, epoch_order};
 use crate::model::{Activations, Network};
 
 /// The reference CNN for 1×28×28 inputs.
 pub fn reference_cnn() -> ModelSpec {
-    let conv = |out_channels| Layer::Conv2d {
-        out_channels,
-        kernel_size: 3,
-        stride: 1,
-        padding: 1,
-        bias: true,
-        in_channels: 0,
-    };
-    let relu = || Layer::Activation {
-        function: Activation::Relu,
-    };
-    let pool = || Layer::Pool2d {
-        pool: PoolKind::Max,
-        kernel_size: 2,
-        stride: None,
-        padding: 0,
-    };
     ModelSpec {
         name: "reference-cnn".into(),
         input: InputSpec::Image {
@@ -42,24 +31,20 @@ pub fn reference_cnn() -> ModelSpec {
         },
         num_classes: 10,
         layers: vec![
-            conv(16),
-            relu(),
-            pool(),
-            conv(32),
-            relu(),
-            pool(),
+            Layer::conv2d(16, 3, 1, 1),
+            Layer::relu(),
+            Layer::max_pool(2),
+            Layer::conv2d(32, 3, 1, 1),
+            Layer::relu(),
+            Layer::max_pool(2),
             Layer::Flatten,
             Layer::Linear {
                 out_features: 128,
                 bias: true,
                 in_features: 1568,
             },
-            relu(),
-            Layer::Linear {
-                out_features: 10,
-                bias: true,
-                in_features: 0,
-            },
+            Layer::relu(),
+            Layer::linear(10),
         ],
     }
 }
@@ -70,32 +55,20 @@ pub fn reference_mlp() -> ModelSpec {
         name: "mlp-784-256-10".into(),
         input: InputSpec::Tabular { features: 784 },
         num_classes: 10,
-        layers: vec![
-            Layer::Linear {
-                out_features: 256,
-                bias: true,
-                in_features: 0,
-            },
-            Layer::Activation {
-                function: Activation::Relu,
-            },
-            Layer::Linear {
-                out_features: 10,
-                bias: true,
-                in_features: 0,
-            },
-        ],
+        layers: vec![Layer::linear(256), Layer::relu(), Layer::linear(10)],
     }
 }
 
-/// Training samples per second after warm-up, on synthetic data already in tensors.
+/// Training samples per second after warm-up, on synthetic data already in tensors: one
+/// figure per repeat, each over `steps` steps.
 pub fn train_throughput(
     spec: &ModelSpec,
     device: &Device,
     batch: usize,
     warmup: usize,
     steps: usize,
-) -> Result<f64, crate::TrainError> {
+    repeats: usize,
+) -> Result<Vec<f64>, crate::TrainError> {
     device.seed(0);
     let autodiff = device.clone().autodiff();
     let mut model = Network::build(spec, &autodiff)?;
@@ -116,12 +89,21 @@ pub fn train_throughput(
             Distribution::Normal(0.0, 1.0),
             &autodiff,
         )),
-        InputSpec::Text { .. } => unimplemented_text(),
+        InputSpec::Text {
+            vocab_size,
+            sequence_length,
+        } => Activations::Tokens(Tensor::<2, Int>::random(
+            [batch, sequence_length as usize],
+            Distribution::Uniform(0.0, f64::from(vocab_size)),
+            &autodiff,
+        )),
     };
     let labels: Vec<i64> = (0..batch as i64)
         .map(|i| i % i64::from(spec.num_classes))
         .collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &autodiff);
+    // The same step as the training loop: forward, loss read back (a synchronisation, as the
+    // loop's divergence check does), backward, optimizer.
     let mut step = |model: Network| -> Result<Network, crate::TrainError> {
         let logits = model.forward(x.clone())?;
         let value = loss.forward(logits, y.clone());
@@ -132,15 +114,92 @@ pub fn train_throughput(
     for _ in 0..warmup {
         model = step(model)?;
     }
-    let started = Instant::now();
-    for _ in 0..steps {
-        model = step(model)?;
+    let mut rates = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let started = Instant::now();
+        for _ in 0..steps {
+            model = step(model)?;
+        }
+        rates.push((batch * steps) as f64 / started.elapsed().as_secs_f64());
     }
-    Ok((batch * steps) as f64 / started.elapsed().as_secs_f64())
+    Ok(rates)
 }
 
-fn unimplemented_text() -> ! {
-    panic!("the benchmark models take images or vectors")
+/// Samples per second the input pipeline delivers as training batches (memory-mapped u8
+/// images normalised, randomly cropped and flipped, packed into a tensor on `device`): one
+/// figure per repeat over a prepared split of 1×28×28 images written for the purpose.
+pub fn pipeline_throughput(
+    device: &Device,
+    batch: usize,
+    repeats: usize,
+) -> Result<Vec<f64>, crate::TrainError> {
+    const SAMPLES: usize = 8192;
+    let root = std::env::temp_dir().join(format!("ra-trainer-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let result = (|| {
+        let dataset = synthetic_images(&root, SAMPLES)?;
+        let model = reference_cnn();
+        let pipeline = Pipeline::new(dataset.manifest(), &model.input, model.num_classes)?;
+        let split = dataset.split("train")?;
+        let augmentation = Augmentation {
+            random_crop_padding: 2,
+            horizontal_flip: true,
+        };
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut rates = Vec::with_capacity(repeats);
+        for _ in 0..repeats.max(1) {
+            let started = Instant::now();
+            let order = epoch_order(split.len(), &mut rng);
+            for indices in order.chunks(batch) {
+                let (x, y) =
+                    pipeline.batch(split, indices, Some((&augmentation, &mut rng)), device);
+                std::hint::black_box((x, y));
+            }
+            rates.push(SAMPLES as f64 / started.elapsed().as_secs_f64());
+        }
+        Ok(rates)
+    })();
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+/// A prepared dataset of `samples` random 1×28×28 u8 images in 10 classes.
+fn synthetic_images(root: &Path, samples: usize) -> Result<PreparedDataset, crate::TrainError> {
+    let mut rng = StdRng::seed_from_u64(1);
+    let split = |name: &str, n: usize, rng: &mut StdRng| SplitData {
+        name: name.into(),
+        x: XData::U8((0..n * 784).map(|_| rng.random::<u8>()).collect()),
+        y: (0..n as i64).map(|i| i % 10).collect(),
+    };
+    let draft = ManifestDraft {
+        dataset: "bench-images".into(),
+        input: reference_cnn().input,
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+        normalization: Normalization {
+            mean: vec![127.5],
+            std: vec![73.9],
+        },
+        source_checksums: Default::default(),
+        checksums_verified: false,
+        options: serde_json::json!({"synthetic": samples}),
+        created_at: "1970-01-01T00:00:00Z".into(),
+    };
+    let splits = vec![
+        split("train", samples, &mut rng),
+        split("val", 64, &mut rng),
+    ];
+    Ok(write_prepared(root, "bench-images", draft, splits)?)
+}
+
+/// The median of a non-empty list (NaN for an empty one).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// Forward FLOPs per sample × 3 (forward plus a backward pass of about twice the cost).
@@ -176,7 +235,15 @@ pub fn peak_flops(threads: usize) -> Option<(f64, String)> {
     ))
 }
 
-/// Runs the PyTorch reference; `None` (with the reason) when Python or torch is missing.
+/// The PyTorch reference's figures: one per repeat for each model, and torch's version.
+#[derive(Debug, Clone)]
+pub struct TorchReference {
+    pub cnn: Vec<f64>,
+    pub mlp: Vec<f64>,
+    pub version: String,
+}
+
+/// Runs the PyTorch reference; the reason when Python or torch is missing.
 pub fn torch_reference(
     script: &Path,
     python: &str,
@@ -184,7 +251,8 @@ pub fn torch_reference(
     batch: usize,
     steps: usize,
     warmup: usize,
-) -> Result<(f64, f64, String), String> {
+    repeats: usize,
+) -> Result<TorchReference, String> {
     let output = Command::new(python)
         .arg(script)
         .args([
@@ -198,6 +266,8 @@ pub fn torch_reference(
             &steps.to_string(),
             "--warmup",
             &warmup.to_string(),
+            "--repeats",
+            &repeats.to_string(),
         ])
         .output()
         .map_err(|error| format!("cannot run {python}: {error}"))?;
@@ -216,7 +286,144 @@ pub fn torch_reference(
         .to_owned();
     let value: serde_json::Value = serde_json::from_str(&line)
         .map_err(|error| format!("unreadable reference output: {error}"))?;
-    let cnn = value["cnn"].as_f64().ok_or("no cnn figure")?;
-    let mlp = value["mlp"].as_f64().ok_or("no mlp figure")?;
-    Ok((cnn, mlp, value["torch"].as_str().unwrap_or("?").to_owned()))
+    let figures = |key: &str| -> Result<Vec<f64>, String> {
+        value[key]
+            .as_array()
+            .map(|list| list.iter().filter_map(serde_json::Value::as_f64).collect())
+            .filter(|list: &Vec<f64>| !list.is_empty())
+            .ok_or_else(|| format!("no {key} figures in the reference output"))
+    };
+    Ok(TorchReference {
+        cnn: figures("cnn")?,
+        mlp: figures("mlp")?,
+        version: value["torch"].as_str().unwrap_or("?").to_owned(),
+    })
+}
+
+/// What `ra-trainer bench` measures.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub threads: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub repeats: usize,
+    pub torch_script: std::path::PathBuf,
+    pub python: String,
+}
+
+fn rate_cells(rates: &[f64]) -> (String, String) {
+    let low = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = rates.iter().copied().fold(0.0, f64::max);
+    (
+        format!("{:.0}", median(rates)),
+        format!("{low:.0}–{high:.0}"),
+    )
+}
+
+/// Every measurement, as a printable report: the training rows (each backend, then PyTorch)
+/// of both models, and the input pipeline against the fastest training rate.
+pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
+    use crate::backend::Backend;
+    use comfy_table::{Table, presets::UTF8_FULL};
+
+    let reference = torch_reference(
+        &options.torch_script,
+        &options.python,
+        options.threads,
+        options.batch,
+        options.steps,
+        options.warmup,
+        options.repeats,
+    );
+    let peak = peak_flops(options.threads);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL).set_header([
+        "workload",
+        "backend",
+        "samples/s (median)",
+        "range",
+        "× PyTorch",
+        "% of peak FLOP/s",
+    ]);
+    let backends: Vec<(Backend, Device)> = [Backend::Flex, Backend::Tch]
+        .into_iter()
+        .filter_map(|backend| backend.device().ok().map(|device| (backend, device)))
+        .collect();
+    let mut fastest_training = 0f64;
+    for (spec, is_cnn) in [(reference_cnn(), true), (reference_mlp(), false)] {
+        let flops = training_flops_per_sample(&spec);
+        let percent = |rate: f64| {
+            peak.as_ref().map_or("n/a".to_owned(), |(p, _)| {
+                format!("{:.1}", 100.0 * rate * flops / p)
+            })
+        };
+        let torch_rates = reference
+            .as_ref()
+            .ok()
+            .map(|r| if is_cnn { r.cnn.clone() } else { r.mlp.clone() });
+        let torch_median = torch_rates.as_deref().map(median);
+        for (backend, device) in &backends {
+            let rates = train_throughput(
+                &spec,
+                device,
+                options.batch,
+                options.warmup,
+                options.steps,
+                options.repeats,
+            )?;
+            let rate = median(&rates);
+            fastest_training = fastest_training.max(rate);
+            let (shown, range) = rate_cells(&rates);
+            table.add_row([
+                spec.name.clone(),
+                backend.name().to_owned(),
+                shown,
+                range,
+                torch_median.map_or("n/a".to_owned(), |t| format!("{:.2}", rate / t)),
+                percent(rate),
+            ]);
+        }
+        if let Some(rates) = &torch_rates {
+            let (shown, range) = rate_cells(rates);
+            table.add_row([
+                spec.name.clone(),
+                "pytorch".into(),
+                shown,
+                range,
+                "1.00".into(),
+                percent(median(rates)),
+            ]);
+        }
+    }
+    let pipeline = pipeline_throughput(&Device::flex(), options.batch, options.repeats)?;
+    let (shown, range) = rate_cells(&pipeline);
+    table.add_row([
+        "input pipeline (1×28×28 u8, crop + flip)".to_owned(),
+        "flex".into(),
+        shown,
+        range,
+        format!(
+            "{:.0}× the fastest training row",
+            median(&pipeline) / fastest_training.max(1e-9)
+        ),
+        String::new(),
+    ]);
+    let mut report = table.to_string();
+    report.push_str(&format!(
+        "\nbatch {}, Adam, {} threads, {} repeats of {} steps after {} warm-up steps",
+        options.batch, options.threads, options.repeats, options.steps, options.warmup
+    ));
+    match &reference {
+        Ok(reference) => report.push_str(&format!(
+            "\nPyTorch {} via {}",
+            reference.version,
+            options.torch_script.display()
+        )),
+        Err(reason) => report.push_str(&format!("\nPyTorch reference not measured: {reason}")),
+    }
+    if let Some((_, how)) = &peak {
+        report.push_str(&format!("\npeak: {how}"));
+    }
+    Ok(report)
 }

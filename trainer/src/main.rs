@@ -57,6 +57,9 @@ enum Command {
         steps: usize,
         #[arg(long, default_value_t = 8)]
         warmup: usize,
+        /// Measurements per row (the table shows their median and range).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
         /// The PyTorch reference script.
         #[arg(long, default_value = "bench/torch_reference.py")]
         torch_script: PathBuf,
@@ -191,73 +194,9 @@ fn run_validate(path: PathBuf) -> anyhow::Result<bool> {
     }
 }
 
-fn run_bench(
-    threads: usize,
-    batch: usize,
-    steps: usize,
-    warmup: usize,
-    script: &std::path::Path,
-    python: &str,
-) -> anyhow::Result<()> {
-    use ra_trainer::bench;
-    let reference = bench::torch_reference(script, python, threads, batch, steps, warmup);
-    let peak = bench::peak_flops(threads);
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL).set_header([
-        "model",
-        "backend",
-        "samples/s",
-        "× PyTorch",
-        "% of peak FLOP/s",
-    ]);
-    let mut backends = vec![Backend::Flex];
-    if Backend::Tch.device().is_ok() {
-        backends.push(Backend::Tch);
-    }
-    for (spec, pick) in [
-        (bench::reference_cnn(), 0usize),
-        (bench::reference_mlp(), 1usize),
-    ] {
-        let flops = bench::training_flops_per_sample(&spec);
-        let percent = |rate: f64| {
-            peak.as_ref().map_or("n/a".to_owned(), |(p, _)| {
-                format!("{:.1}", 100.0 * rate * flops / p)
-            })
-        };
-        let torch_rate = reference
-            .as_ref()
-            .ok()
-            .map(|(cnn, mlp, _)| if pick == 0 { *cnn } else { *mlp });
-        for backend in &backends {
-            let rate = bench::train_throughput(&spec, &backend.device()?, batch, warmup, steps)?;
-            let ratio = torch_rate.map_or("n/a".to_owned(), |t| format!("{:.2}", rate / t));
-            table.add_row([
-                spec.name.clone(),
-                format!("{backend:?}").to_lowercase(),
-                format!("{rate:.0}"),
-                ratio,
-                percent(rate),
-            ]);
-        }
-        if let Some(rate) = torch_rate {
-            table.add_row([
-                spec.name.clone(),
-                "pytorch".into(),
-                format!("{rate:.0}"),
-                "1.00".into(),
-                percent(rate),
-            ]);
-        }
-    }
-    println!("{table}");
-    println!("batch {batch}, Adam, {threads} threads, {steps} steps after {warmup} warm-up steps");
-    match &reference {
-        Ok((_, _, version)) => println!("PyTorch {version} via {}", script.display()),
-        Err(reason) => println!("PyTorch reference not measured: {reason}"),
-    }
-    if let Some((_, how)) = &peak {
-        println!("peak: {how}");
-    }
+fn run_bench(options: &ra_trainer::bench::BenchOptions) -> anyhow::Result<()> {
+    let report = ra_trainer::bench::run(options)?;
+    println!("{report}");
     Ok(())
 }
 
@@ -282,11 +221,21 @@ fn main() -> ExitCode {
             batch,
             steps,
             warmup,
+            repeats,
             torch_script,
             python,
         } => {
             set_threads(threads);
-            run_bench(threads, batch, steps, warmup, &torch_script, &python).map(|()| true)
+            let options = ra_trainer::bench::BenchOptions {
+                threads,
+                batch,
+                steps,
+                warmup,
+                repeats,
+                torch_script,
+                python,
+            };
+            run_bench(&options).map(|()| true)
         }
     };
     match outcome {

@@ -1,192 +1,33 @@
 //! Training on real data from `../shared/data` (found through `RA_TEST_DATA`), determinism,
 //! save → load, parameter counts against ra-spec, and the binary's protocol and refusals.
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use ra_integration_tests::{skip_or_fail, test_data_dir};
-use ra_prepared::{
-    ManifestDraft, Normalization, PreparedDataset, SplitData, Verify, XData, write_prepared,
-};
+use dataset_svc::{PrepareOptions, sources};
+use ra_prepared::{PreparedDataset, Verify};
 use ra_spec::{
     Activation, Budget, InputSpec, Layer, ModelSpec, Optimizer, PoolKind, SkipConnection, TrainSpec,
 };
-use ra_trainer::metrics::EpochRecord;
 use ra_trainer::train::{load, predict};
-use ra_trainer::{Network, Reporter, RunConfig, train};
+use ra_trainer::{Network, RunConfig, train};
 
-struct Quiet;
+mod common;
 
-impl Reporter for Quiet {
-    fn epoch(&mut self, _: &EpochRecord) {}
-    fn log(&mut self, _: &str) {}
-}
+use common::{Quiet, adam, prepared, prepared_digits};
 
-/// The shared datasets folder, or a loud skip (a failure under RA_REQUIRE_TEST_DEPS=1).
-fn shared_data(test: &str) -> Option<PathBuf> {
-    let dir = test_data_dir();
-    if dir.is_none() {
-        skip_or_fail(
-            test,
-            "the shared datasets folder is missing (set RA_TEST_DATA)",
-        );
-    }
-    dir
-}
-
-/// scikit-learn's digits (8×8, 1797 samples) as a tabular prepared dataset, 80/20 split.
-fn prepared_digits(root: &Path) -> Option<PreparedDataset> {
-    let data = shared_data("trainer digits tests")?;
-    let mut text = String::new();
-    let file = std::fs::File::open(data.join("digits/digits.csv.gz")).expect("digits.csv.gz");
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .expect("gunzip");
-    let rows: Vec<Vec<f32>> = text
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            line.split(',')
-                .map(|v| v.trim().parse::<f32>().expect("number"))
-                .collect()
-        })
-        .collect();
-    assert_eq!(rows.len(), 1797);
-    let (mut train_x, mut train_y, mut val_x, mut val_y) = (vec![], vec![], vec![], vec![]);
-    for (index, row) in rows.iter().enumerate() {
-        let (features, label) = row.split_at(64);
-        if index % 5 == 0 {
-            val_x.extend_from_slice(features);
-            val_y.push(label[0] as i64);
-        } else {
-            train_x.extend_from_slice(features);
-            train_y.push(label[0] as i64);
-        }
-    }
-    let n = train_y.len() as f64;
-    let mean: Vec<f64> = (0..64)
-        .map(|f| {
-            train_x
-                .iter()
-                .skip(f)
-                .step_by(64)
-                .map(|v| f64::from(*v))
-                .sum::<f64>()
-                / n
-        })
-        .collect();
-    let std: Vec<f64> = (0..64)
-        .map(|f| {
-            let variance = train_x
-                .iter()
-                .skip(f)
-                .step_by(64)
-                .map(|v| (f64::from(*v) - mean[f]).powi(2))
-                .sum::<f64>()
-                / n;
-            if variance > 0.0 { variance.sqrt() } else { 1.0 }
-        })
-        .collect();
-    let draft = ManifestDraft {
-        dataset: "digits".into(),
-        input: InputSpec::Tabular { features: 64 },
-        class_names: (0..10).map(|d| d.to_string()).collect(),
-        normalization: Normalization { mean, std },
-        source_checksums: BTreeMap::from([(
-            "digits.csv.gz".to_owned(),
-            "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22".to_owned(),
-        )]),
-        checksums_verified: false,
-        options: serde_json::json!({"val_every": 5}),
-        created_at: "2026-11-26T00:00:00Z".into(),
-    };
-    let splits = vec![
-        SplitData {
-            name: "train".into(),
-            x: XData::F32(train_x),
-            y: train_y,
-        },
-        SplitData {
-            name: "val".into(),
-            x: XData::F32(val_x),
-            y: val_y,
-        },
-    ];
-    Some(write_prepared(root, "digits-test", draft, splits).expect("prepare digits"))
-}
-
-/// Reads an IDX file (big-endian magic and dimensions, then u8 data) from a gzip.
-fn read_idx(path: &Path) -> (Vec<usize>, Vec<u8>) {
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("idx file"))
-        .read_to_end(&mut bytes)
-        .expect("gunzip");
-    let word = |at: usize| {
-        u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
-    };
-    let rank = bytes[3] as usize;
-    let dims: Vec<usize> = (0..rank).map(|i| word(4 + 4 * i)).collect();
-    let data = bytes[4 + 4 * rank..].to_vec();
-    assert_eq!(
-        data.len(),
-        dims.iter().product::<usize>(),
-        "{}",
-        path.display()
-    );
-    (dims, data)
-}
-
-/// The MNIST test set (10,000 images) split 8,000 train / 2,000 val, pixels normalised with the
-/// train split's mean and standard deviation.
-fn prepared_mnist_test_set(root: &Path) -> Option<PreparedDataset> {
-    let data = shared_data("trainer MNIST test")?;
-    let (dims, pixels) = read_idx(&data.join("mnist/t10k-images-idx3-ubyte.gz"));
-    let (_, labels) = read_idx(&data.join("mnist/t10k-labels-idx1-ubyte.gz"));
-    assert_eq!(dims, [10_000, 28, 28]);
-    let side = 28 * 28;
-    let cut = 8_000;
-    let train_pixels = &pixels[..cut * side];
-    let mean = train_pixels.iter().map(|p| f64::from(*p)).sum::<f64>() / train_pixels.len() as f64;
-    let variance = train_pixels
-        .iter()
-        .map(|p| (f64::from(*p) - mean).powi(2))
-        .sum::<f64>()
-        / train_pixels.len() as f64;
-    let draft = ManifestDraft {
-        dataset: "mnist".into(),
-        input: InputSpec::Image {
-            channels: 1,
-            height: 28,
-            width: 28,
-        },
-        class_names: (0..10).map(|d| d.to_string()).collect(),
-        normalization: Normalization {
-            mean: vec![mean],
-            std: vec![variance.sqrt()],
-        },
-        source_checksums: BTreeMap::new(),
-        checksums_verified: false,
-        options: serde_json::json!({"source": "t10k only", "train": cut}),
-        created_at: "2026-11-26T00:00:00Z".into(),
-    };
-    let labels: Vec<i64> = labels.iter().map(|l| i64::from(*l)).collect();
-    let splits = vec![
-        SplitData {
-            name: "train".into(),
-            x: XData::U8(train_pixels.to_vec()),
-            y: labels[..cut].to_vec(),
-        },
-        SplitData {
-            name: "val".into(),
-            x: XData::U8(pixels[cut * side..].to_vec()),
-            y: labels[cut..].to_vec(),
-        },
-    ];
-    Some(write_prepared(root, "mnist-t10k-test", draft, splits).expect("prepare mnist"))
+/// The MNIST test set (10,000 images; the shared copy has no train images) split 8,000 train /
+/// 2,000 val.
+fn prepared_mnist_test_set(cache: &Path) -> Option<PreparedDataset> {
+    prepared(
+        "trainer MNIST test",
+        "mnist",
+        sources::mnist,
+        &PrepareOptions::default(),
+        cache,
+    )
 }
 
 #[test]
@@ -217,40 +58,17 @@ fn the_reference_cnn_on_mnist_reaches_95_percent_in_two_epochs() {
     );
 }
 
-fn linear(out_features: u32) -> Layer {
-    Layer::Linear {
-        out_features,
-        bias: true,
-        in_features: 0,
-    }
-}
-
-fn relu() -> Layer {
-    Layer::Activation {
-        function: Activation::Relu,
-    }
-}
-
 fn digits_mlp() -> ModelSpec {
     ModelSpec {
         name: "digits-mlp".into(),
         input: InputSpec::Tabular { features: 64 },
         num_classes: 10,
         layers: vec![
-            linear(128),
-            relu(),
+            Layer::linear(128),
+            Layer::relu(),
             Layer::Dropout { probability: 0.1 },
-            linear(10),
+            Layer::linear(10),
         ],
-    }
-}
-
-fn adam(epochs: u32) -> TrainSpec {
-    TrainSpec {
-        learning_rate: 2e-3,
-        batch_size: 32,
-        epochs,
-        ..TrainSpec::default()
     }
 }
 
@@ -327,13 +145,7 @@ fn saved_weights_load_back_to_identical_predictions() {
     };
     let output = root.path().join("run");
     let mut model = digits_mlp();
-    model.layers.insert(
-        1,
-        Layer::BatchNorm {
-            epsilon: None,
-            momentum: None,
-        },
-    );
+    model.layers.insert(1, Layer::batch_norm());
     let train_spec = TrainSpec {
         optimizer: Optimizer::Sgd {
             momentum: 0.9,
@@ -360,17 +172,6 @@ fn saved_weights_load_back_to_identical_predictions() {
     assert_eq!(before, after);
 }
 
-fn conv(out_channels: u32, kernel_size: u32, stride: u32, padding: u32) -> Layer {
-    Layer::Conv2d {
-        out_channels,
-        kernel_size,
-        stride,
-        padding,
-        bias: true,
-        in_channels: 0,
-    }
-}
-
 #[test]
 fn parameter_counts_agree_with_the_built_modules() {
     let image = InputSpec::Image {
@@ -388,16 +189,16 @@ fn parameter_counts_agree_with_the_built_modules() {
             },
             num_classes: 10,
             layers: vec![
-                conv(16, 3, 1, 1),
-                relu(),
+                Layer::conv2d(16, 3, 1, 1),
+                Layer::relu(),
                 Layer::Pool2d {
                     pool: PoolKind::Max,
                     kernel_size: 2,
                     stride: None,
                     padding: 0,
                 },
-                conv(32, 3, 1, 1),
-                relu(),
+                Layer::conv2d(32, 3, 1, 1),
+                Layer::relu(),
                 Layer::Pool2d {
                     pool: PoolKind::Average,
                     kernel_size: 2,
@@ -405,9 +206,9 @@ fn parameter_counts_agree_with_the_built_modules() {
                     padding: 0,
                 },
                 Layer::Flatten,
-                linear(128),
-                relu(),
-                linear(10),
+                Layer::linear(128),
+                Layer::relu(),
+                Layer::linear(10),
             ],
         },
         ModelSpec {
@@ -415,31 +216,25 @@ fn parameter_counts_agree_with_the_built_modules() {
             input: image.clone(),
             num_classes: 5,
             layers: vec![
-                conv(8, 3, 1, 1),
-                Layer::BatchNorm {
-                    epsilon: None,
-                    momentum: None,
-                },
+                Layer::conv2d(8, 3, 1, 1),
+                Layer::batch_norm(),
                 Layer::Residual {
                     layers: vec![
-                        conv(16, 3, 2, 1),
-                        Layer::BatchNorm {
-                            epsilon: None,
-                            momentum: None,
-                        },
-                        relu(),
-                        conv(16, 3, 1, 1),
+                        Layer::conv2d(16, 3, 2, 1),
+                        Layer::batch_norm(),
+                        Layer::relu(),
+                        Layer::conv2d(16, 3, 1, 1),
                     ],
                     skip: SkipConnection::Projection,
                     post_activation: Some(Activation::Relu),
                 },
                 Layer::Residual {
-                    layers: vec![conv(16, 3, 1, 1), relu()],
+                    layers: vec![Layer::conv2d(16, 3, 1, 1), Layer::relu()],
                     skip: SkipConnection::Identity,
                     post_activation: None,
                 },
                 Layer::GlobalAvgPool,
-                linear(5),
+                Layer::linear(5),
             ],
         },
         ModelSpec {
@@ -464,16 +259,13 @@ fn parameter_counts_agree_with_the_built_modules() {
                 },
                 Layer::LayerNorm { epsilon: None },
                 Layer::Residual {
-                    layers: vec![linear(32), relu()],
+                    layers: vec![Layer::linear(32), Layer::relu()],
                     skip: SkipConnection::Projection,
                     post_activation: None,
                 },
                 Layer::SequenceMeanPool,
-                Layer::BatchNorm {
-                    epsilon: None,
-                    momentum: None,
-                },
-                linear(2),
+                Layer::batch_norm(),
+                Layer::linear(2),
             ],
         },
     ];
@@ -542,7 +334,9 @@ fn the_binary_speaks_the_metrics_protocol_and_refuses_corrupt_data() {
     assert!(records[2]["peak_rss_bytes"].as_u64().is_some_and(|b| b > 0));
     assert!(root.path().join("weights/weights.safetensors").is_file());
 
-    let train_file = dataset.dir().join("train.safetensors");
+    let train_file = dataset
+        .dir()
+        .join(&dataset.manifest().split("train").expect("train").file_name);
     let mut bytes = std::fs::read(&train_file).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;

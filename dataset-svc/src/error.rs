@@ -1,0 +1,58 @@
+//! Errors of reading originals and preparing datasets; each names the file or the option and
+//! says what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is missing; put the original file {file_name} into {folder}")]
+    MissingFile {
+        path: PathBuf,
+        file_name: String,
+        folder: PathBuf,
+    },
+    #[error("{path} is not a valid {format} file: {message}")]
+    Malformed {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
+    #[error("invalid preparation option {option}: {message}")]
+    Option {
+        option: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Prepared(#[from] ra_prepared::PreparedError),
+}
+
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {
+    move |source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn malformed(
+    path: &std::path::Path,
+    format: &'static str,
+    message: impl Into<String>,
+) -> DatasetError {
+    DatasetError::Malformed {
+        path: path.to_path_buf(),
+        format,
+        message: message.into(),
+    }
+}
+
+pub(crate) fn bad_option(option: &'static str, message: impl Into<String>) -> DatasetError {
+    DatasetError::Option {
+        option,
+        message: message.into(),
+    }
+}

@@ -1,0 +1,103 @@
+//! A dataset as read from its originals, before any preprocessing: samples of one kind, labels,
+//! class names and the sha256 of every original file.
+
+use std::collections::BTreeMap;
+
+/// Samples of one part of the originals, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Samples {
+    /// Raw pixels, `[n, channels, height, width]`, 0-255.
+    Images {
+        channels: u32,
+        height: u32,
+        width: u32,
+        pixels: Vec<u8>,
+    },
+    /// Named columns of text cells (typed later on the train split), one row per sample.
+    Table {
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+    /// One document per sample.
+    Text(Vec<String>),
+}
+
+impl Samples {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Images {
+                channels,
+                height,
+                width,
+                pixels,
+            } => pixels.len() / (*channels as usize * *height as usize * *width as usize).max(1),
+            Self::Table { rows, .. } => rows.len(),
+            Self::Text(documents) => documents.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The samples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        match self {
+            Self::Images {
+                channels,
+                height,
+                width,
+                pixels,
+            } => {
+                let len = *channels as usize * *height as usize * *width as usize;
+                let mut selected = Vec::with_capacity(indices.len() * len);
+                for index in indices {
+                    selected.extend_from_slice(&pixels[index * len..(index + 1) * len]);
+                }
+                Self::Images {
+                    channels: *channels,
+                    height: *height,
+                    width: *width,
+                    pixels: selected,
+                }
+            }
+            Self::Table { columns, rows } => Self::Table {
+                columns: columns.clone(),
+                rows: indices.iter().map(|i| rows[*i].clone()).collect(),
+            },
+            Self::Text(documents) => {
+                Self::Text(indices.iter().map(|i| documents[*i].clone()).collect())
+            }
+        }
+    }
+}
+
+/// One part of the originals ("train", or a "test" the source ships separately).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPart {
+    pub samples: Samples,
+    /// Class index per sample.
+    pub labels: Vec<i64>,
+}
+
+impl RawPart {
+    pub fn select(&self, indices: &[usize]) -> Self {
+        Self {
+            samples: self.samples.select(indices),
+            labels: indices.iter().map(|i| self.labels[*i]).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawDataset {
+    /// Catalog name.
+    pub name: String,
+    pub class_names: Vec<String>,
+    /// The part train and val are drawn from.
+    pub train: RawPart,
+    /// A held-out part shipped by the source (becomes the `test` split).
+    pub test: Option<RawPart>,
+    /// sha256 of every original file read, by file name.
+    pub source_checksums: BTreeMap<String, String>,
+}

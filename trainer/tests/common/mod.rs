@@ -1,0 +1,53 @@
+//! What the trainer's test files share: a silent reporter, the shared datasets (or a loud
+//! skip) prepared through dataset-svc, and the small spec builders.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::path::Path;
+
+use dataset_svc::{DatasetError, PrepareOptions, RawDataset, prepare, sources};
+use ra_integration_tests::shared_data_or_skip;
+use ra_prepared::PreparedDataset;
+use ra_spec::TrainSpec;
+use ra_trainer::Reporter;
+use ra_trainer::metrics::EpochRecord;
+
+pub struct Quiet;
+
+impl Reporter for Quiet {
+    fn epoch(&mut self, _: &EpochRecord) {}
+    fn log(&mut self, _: &str) {}
+}
+
+/// Loads `folder` of the shared data with `load` and prepares it under `cache`.
+pub fn prepared(
+    test: &str,
+    folder: &str,
+    load: impl FnOnce(&Path) -> Result<RawDataset, DatasetError>,
+    options: &PrepareOptions,
+    cache: &Path,
+) -> Option<PreparedDataset> {
+    let data = shared_data_or_skip(test)?;
+    let raw = load(&data.join(folder)).expect("read the originals");
+    Some(prepare(&raw, options, cache).expect("prepare"))
+}
+
+/// scikit-learn's digits, 80 % train / 20 % val.
+pub fn prepared_digits(cache: &Path) -> Option<PreparedDataset> {
+    prepared(
+        "trainer digits tests",
+        "digits",
+        sources::digits,
+        &PrepareOptions::default(),
+        cache,
+    )
+}
+
+pub fn adam(epochs: u32) -> TrainSpec {
+    TrainSpec {
+        learning_rate: 2e-3,
+        batch_size: 32,
+        epochs,
+        ..TrainSpec::default()
+    }
+}
