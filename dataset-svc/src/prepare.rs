@@ -79,6 +79,7 @@ impl PrepareOptions {
                 ),
             ));
         }
+        check_raw(raw)?;
         let available = raw.train.labels.len();
         if let Some(subset) = self.subset_size
             && (subset > available || subset < 2 * raw.class_names.len())
@@ -102,6 +103,57 @@ impl PrepareOptions {
         }
         Ok(())
     }
+}
+
+/// The originals must be usable at all: labels within the classes, as many labels as samples,
+/// two samples per class or more to split, and one kind of sample throughout.
+fn check_raw(raw: &RawDataset) -> Result<(), DatasetError> {
+    let classes = raw.class_names.len();
+    let parts = std::iter::once(("train", &raw.train)).chain(raw.test.iter().map(|t| ("test", t)));
+    for (name, part) in parts {
+        if part.labels.len() != part.samples.len() {
+            return Err(bad_option(
+                "dataset",
+                format!(
+                    "{} {name}: {} labels for {} samples",
+                    raw.name,
+                    part.labels.len(),
+                    part.samples.len()
+                ),
+            ));
+        }
+        if let Some(label) = part
+            .labels
+            .iter()
+            .find(|l| !(0..classes as i64).contains(l))
+        {
+            return Err(bad_option(
+                "dataset",
+                format!("{} {name}: label {label} outside 0..{classes}", raw.name),
+            ));
+        }
+        if std::mem::discriminant(&part.samples) != std::mem::discriminant(&raw.train.samples) {
+            return Err(bad_option(
+                "dataset",
+                format!(
+                    "{} {name}: its samples are of another kind than train's",
+                    raw.name
+                ),
+            ));
+        }
+    }
+    if raw.train.labels.len() < 2 * classes.max(1) {
+        return Err(bad_option(
+            "dataset",
+            format!(
+                "{} has {} train samples; at least two per class ({}) are needed to split",
+                raw.name,
+                raw.train.labels.len(),
+                2 * classes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Prepares `raw` under `cache_root` (or opens the verified cached copy).

@@ -415,16 +415,27 @@ fn impossible_options_are_refused_and_nothing_is_written() {
             "test_fraction: -0.1 must be in [0, 1)",
         ),
     ];
+    let mut tiny = raw.clone();
+    tiny.train = tiny.train.select(&[0, 1, 2]);
+    let mut mislabelled = raw.clone();
+    mislabelled.train.labels[7] = 10;
+    let mut short = raw.clone();
+    short.train.labels.pop();
+    for (dataset, expected) in [
+        (
+            tiny,
+            "digits has 3 train samples; at least two per class (20)",
+        ),
+        (mislabelled, "digits train: label 10 outside 0..10"),
+        (short, "digits train: 1796 labels for 1797 samples"),
+    ] {
+        let got = message(prepare(&dataset, &PrepareOptions::default(), cache.path()));
+        assert!(got.contains(expected), "expected …{expected}…, got {got}");
+    }
     for (options, expected) in cases {
         let got = message(prepare(&raw, &options, cache.path()));
         assert!(got.contains(expected), "expected …{expected}…, got {got}");
     }
-    let left: Vec<_> = std::fs::read_dir(cache.path())
-        .map(|d| d.count())
-        .into_iter()
-        .collect();
-    assert!(
-        left.is_empty() || left == [0],
-        "the cache holds nothing after refusals"
-    );
+    let entries = std::fs::read_dir(cache.path()).map_or(0, Iterator::count);
+    assert_eq!(entries, 0, "the cache holds nothing after refusals");
 }

@@ -59,70 +59,77 @@ pub fn reference_mlp() -> ModelSpec {
     }
 }
 
-/// Training samples per second after warm-up, on synthetic data already in tensors: one
-/// figure per repeat, each over `steps` steps.
-pub fn train_throughput(
-    spec: &ModelSpec,
-    device: &Device,
+/// A model training on synthetic data already in tensors, measured in blocks of steps, so
+/// that blocks of several backends can alternate (this machine's speed drifts between runs by
+/// more than the differences measured).
+pub struct ThroughputRun {
+    model: Option<Network>,
+    optimizer: burn::optim::ModuleOptimizer,
+    loss: burn::nn::loss::CrossEntropyLoss,
+    x: Activations,
+    y: Tensor<1, Int>,
     batch: usize,
-    warmup: usize,
-    steps: usize,
-    repeats: usize,
-) -> Result<Vec<f64>, crate::TrainError> {
-    device.seed(0);
-    let autodiff = device.clone().autodiff();
-    let mut model = Network::build(spec, &autodiff)?;
-    let mut optimizer = AdamConfig::new().init();
-    let loss = CrossEntropyLossConfig::new().init(&autodiff);
-    let x = match spec.input {
-        InputSpec::Image {
-            channels,
-            height,
-            width,
-        } => Activations::Image(Tensor::<4>::random(
-            [batch, channels as usize, height as usize, width as usize],
-            Distribution::Normal(0.0, 1.0),
-            &autodiff,
-        )),
-        InputSpec::Tabular { features } => Activations::Vector(Tensor::<2>::random(
-            [batch, features as usize],
-            Distribution::Normal(0.0, 1.0),
-            &autodiff,
-        )),
-        InputSpec::Text {
-            vocab_size,
-            sequence_length,
-        } => Activations::Tokens(Tensor::<2, Int>::random(
-            [batch, sequence_length as usize],
-            Distribution::Uniform(0.0, f64::from(vocab_size)),
-            &autodiff,
-        )),
-    };
-    let labels: Vec<i64> = (0..batch as i64)
-        .map(|i| i % i64::from(spec.num_classes))
-        .collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &autodiff);
-    // The same step as the training loop: forward, loss read back (a synchronisation, as the
-    // loop's divergence check does), backward, optimizer.
-    let mut step = |model: Network| -> Result<Network, crate::TrainError> {
-        let logits = model.forward(x.clone())?;
-        let value = loss.forward(logits, y.clone());
-        let _ = value.clone().into_scalar::<f32>();
-        let gradients = GradientsParams::from_grads(value.backward(), &model);
-        Ok(optimizer.step(1e-3, model, gradients))
-    };
-    for _ in 0..warmup {
-        model = step(model)?;
+}
+
+impl ThroughputRun {
+    pub fn new(spec: &ModelSpec, device: &Device, batch: usize) -> Result<Self, crate::TrainError> {
+        device.seed(0);
+        let autodiff = device.clone().autodiff();
+        let model = Network::build(spec, &autodiff)?;
+        let x = match spec.input {
+            InputSpec::Image {
+                channels,
+                height,
+                width,
+            } => Activations::Image(Tensor::<4>::random(
+                [batch, channels as usize, height as usize, width as usize],
+                Distribution::Normal(0.0, 1.0),
+                &autodiff,
+            )),
+            InputSpec::Tabular { features } => Activations::Vector(Tensor::<2>::random(
+                [batch, features as usize],
+                Distribution::Normal(0.0, 1.0),
+                &autodiff,
+            )),
+            InputSpec::Text {
+                vocab_size,
+                sequence_length,
+            } => Activations::Tokens(Tensor::<2, Int>::random(
+                [batch, sequence_length as usize],
+                Distribution::Uniform(0.0, f64::from(vocab_size)),
+                &autodiff,
+            )),
+        };
+        let labels: Vec<i64> = (0..batch as i64)
+            .map(|i| i % i64::from(spec.num_classes))
+            .collect();
+        Ok(Self {
+            model: Some(model),
+            optimizer: AdamConfig::new().init(),
+            loss: CrossEntropyLossConfig::new().init(&autodiff),
+            x,
+            y: Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &autodiff),
+            batch,
+        })
     }
-    let mut rates = Vec::with_capacity(repeats);
-    for _ in 0..repeats.max(1) {
+
+    /// Runs `steps` training steps and returns their samples per second. The step is the
+    /// training loop's: forward, the loss read back (a synchronisation, as the loop's
+    /// divergence check does), backward, optimizer.
+    pub fn measure(&mut self, steps: usize) -> Result<f64, crate::TrainError> {
         let started = Instant::now();
         for _ in 0..steps {
-            model = step(model)?;
+            let Some(model) = self.model.take() else {
+                break;
+            };
+            let logits = model.forward(self.x.clone())?;
+            let value = self.loss.forward(logits, self.y.clone());
+            let _ = value.clone().into_scalar::<f32>();
+            let gradients = GradientsParams::from_grads(value.backward(), &model);
+            self.model = Some(self.optimizer.step(1e-3, model, gradients));
         }
-        rates.push((batch * steps) as f64 / started.elapsed().as_secs_f64());
+        Ok((self.batch * steps) as f64 / started.elapsed().as_secs_f64())
     }
-    Ok(rates)
 }
 
 /// Samples per second the input pipeline delivers as training batches (memory-mapped u8
@@ -300,15 +307,44 @@ pub fn torch_reference(
     })
 }
 
+/// A benchmark model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchModel {
+    /// The reference CNN (conv 1→16, pool, conv 16→32, pool, linear 1568→128→10).
+    Cnn,
+    /// MLP 784 → 256 → 10.
+    Mlp,
+}
+
 /// What `ra-trainer bench` measures.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
+    #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Training steps per measurement.
+    #[arg(long, default_value_t = 40)]
     pub steps: usize,
+    #[arg(long, default_value_t = 8)]
     pub warmup: usize,
+    /// Measurements per row (the table shows their median and range).
+    #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Backends to measure (those not built in are left out).
+    #[arg(long, value_delimiter = ',', default_value = "flex,tch")]
+    pub backends: Vec<crate::backend::Backend>,
+    /// Models to measure.
+    #[arg(long, value_delimiter = ',', default_value = "cnn,mlp")]
+    pub models: Vec<BenchModel>,
+    /// Leave out the PyTorch reference.
+    #[arg(long)]
+    pub no_torch: bool,
+    /// The PyTorch reference script.
+    #[arg(long, default_value = "bench/torch_reference.py")]
     pub torch_script: std::path::PathBuf,
+    /// Python interpreter with torch installed.
+    #[arg(long, default_value = "python3")]
     pub python: String,
 }
 
@@ -321,21 +357,83 @@ fn rate_cells(rates: &[f64]) -> (String, String) {
     )
 }
 
+/// The rows of one workload: figures per backend (and PyTorch's), one per repeat.
+struct Workload {
+    spec: ModelSpec,
+    is_cnn: bool,
+    runs: Vec<(crate::backend::Backend, ThroughputRun)>,
+    rates: Vec<Vec<f64>>,
+    torch: Vec<f64>,
+}
+
 /// Every measurement, as a printable report: the training rows (each backend, then PyTorch)
-/// of both models, and the input pipeline against the fastest training rate.
+/// of both models, and the input pipeline against the fastest training rate. Each repeat
+/// measures every backend and PyTorch back to back, so that drift hits them alike.
 pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
-    use crate::backend::Backend;
     use comfy_table::{Table, presets::UTF8_FULL};
 
-    let reference = torch_reference(
-        &options.torch_script,
-        &options.python,
-        options.threads,
-        options.batch,
-        options.steps,
-        options.warmup,
-        options.repeats,
-    );
+    let mut workloads = Vec::new();
+    for model in &options.models {
+        let (spec, is_cnn) = match model {
+            BenchModel::Cnn => (reference_cnn(), true),
+            BenchModel::Mlp => (reference_mlp(), false),
+        };
+        let mut runs = Vec::new();
+        for backend in &options.backends {
+            let Ok(device) = backend.device() else {
+                continue;
+            };
+            let mut run = ThroughputRun::new(&spec, &device, options.batch)?;
+            run.measure(options.warmup)?;
+            runs.push((*backend, run));
+        }
+        let rates = vec![Vec::new(); runs.len()];
+        workloads.push(Workload {
+            spec,
+            is_cnn,
+            runs,
+            rates,
+            torch: Vec::new(),
+        });
+    }
+    let mut torch_status: Result<String, String> = Err("left out (--no-torch)".to_owned());
+    // Cleared when Python or torch is missing: reported once, not retried every repeat.
+    let mut measure_torch = !options.no_torch;
+    for _ in 0..options.repeats.max(1) {
+        if measure_torch {
+            match torch_reference(
+                &options.torch_script,
+                &options.python,
+                options.threads,
+                options.batch,
+                options.steps,
+                options.warmup,
+                1,
+            ) {
+                Ok(reference) => {
+                    for workload in &mut workloads {
+                        let figures = if workload.is_cnn {
+                            &reference.cnn
+                        } else {
+                            &reference.mlp
+                        };
+                        workload.torch.extend(figures);
+                    }
+                    torch_status = Ok(reference.version);
+                }
+                Err(reason) => {
+                    torch_status = Err(reason);
+                    measure_torch = false;
+                }
+            }
+        }
+        for workload in &mut workloads {
+            for ((_, run), rates) in workload.runs.iter_mut().zip(&mut workload.rates) {
+                rates.push(run.measure(options.steps)?);
+            }
+        }
+    }
+
     let peak = peak_flops(options.threads);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL).set_header([
@@ -346,37 +444,21 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
         "× PyTorch",
         "% of peak FLOP/s",
     ]);
-    let backends: Vec<(Backend, Device)> = [Backend::Flex, Backend::Tch]
-        .into_iter()
-        .filter_map(|backend| backend.device().ok().map(|device| (backend, device)))
-        .collect();
     let mut fastest_training = 0f64;
-    for (spec, is_cnn) in [(reference_cnn(), true), (reference_mlp(), false)] {
-        let flops = training_flops_per_sample(&spec);
+    for workload in &workloads {
+        let flops = training_flops_per_sample(&workload.spec);
         let percent = |rate: f64| {
             peak.as_ref().map_or("n/a".to_owned(), |(p, _)| {
                 format!("{:.1}", 100.0 * rate * flops / p)
             })
         };
-        let torch_rates = reference
-            .as_ref()
-            .ok()
-            .map(|r| if is_cnn { r.cnn.clone() } else { r.mlp.clone() });
-        let torch_median = torch_rates.as_deref().map(median);
-        for (backend, device) in &backends {
-            let rates = train_throughput(
-                &spec,
-                device,
-                options.batch,
-                options.warmup,
-                options.steps,
-                options.repeats,
-            )?;
-            let rate = median(&rates);
+        let torch_median = (!workload.torch.is_empty()).then(|| median(&workload.torch));
+        for ((backend, _), rates) in workload.runs.iter().zip(&workload.rates) {
+            let rate = median(rates);
             fastest_training = fastest_training.max(rate);
-            let (shown, range) = rate_cells(&rates);
+            let (shown, range) = rate_cells(rates);
             table.add_row([
-                spec.name.clone(),
+                workload.spec.name.clone(),
                 backend.name().to_owned(),
                 shown,
                 range,
@@ -384,15 +466,15 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
                 percent(rate),
             ]);
         }
-        if let Some(rates) = &torch_rates {
-            let (shown, range) = rate_cells(rates);
+        if let Some(torch) = torch_median {
+            let (shown, range) = rate_cells(&workload.torch);
             table.add_row([
-                spec.name.clone(),
+                workload.spec.name.clone(),
                 "pytorch".into(),
                 shown,
                 range,
                 "1.00".into(),
-                percent(median(rates)),
+                percent(torch),
             ]);
         }
     }
@@ -411,13 +493,13 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
     ]);
     let mut report = table.to_string();
     report.push_str(&format!(
-        "\nbatch {}, Adam, {} threads, {} repeats of {} steps after {} warm-up steps",
+        "\nbatch {}, Adam, {} threads, {} repeats of {} steps after {} warm-up steps; each repeat \
+         measures every backend and PyTorch back to back",
         options.batch, options.threads, options.repeats, options.steps, options.warmup
     ));
-    match &reference {
-        Ok(reference) => report.push_str(&format!(
-            "\nPyTorch {} via {}",
-            reference.version,
+    match &torch_status {
+        Ok(version) => report.push_str(&format!(
+            "\nPyTorch {version} via {}",
             options.torch_script.display()
         )),
         Err(reason) => report.push_str(&format!("\nPyTorch reference not measured: {reason}")),

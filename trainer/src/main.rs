@@ -48,25 +48,7 @@ enum Command {
         verify_checksums: bool,
     },
     /// Training throughput of the reference CNN and MLP against PyTorch, in one run.
-    Bench {
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        #[arg(long, default_value_t = 40)]
-        steps: usize,
-        #[arg(long, default_value_t = 8)]
-        warmup: usize,
-        /// Measurements per row (the table shows their median and range).
-        #[arg(long, default_value_t = 5)]
-        repeats: usize,
-        /// The PyTorch reference script.
-        #[arg(long, default_value = "bench/torch_reference.py")]
-        torch_script: PathBuf,
-        /// Python interpreter with torch installed.
-        #[arg(long, default_value = "python3")]
-        python: String,
-    },
+    Bench(ra_trainer::bench::BenchOptions),
     /// Validate a spec and print the per-layer shapes, parameters, FLOPs and memory.
     Validate {
         /// JSON file with {"model": …, "train": …}, or a bare ModelSpec.
@@ -216,25 +198,8 @@ fn main() -> ExitCode {
             run_train(spec, data, seed, output, backend, verify_checksums).map(|()| true)
         }
         Command::Validate { spec } => run_validate(spec),
-        Command::Bench {
-            threads,
-            batch,
-            steps,
-            warmup,
-            repeats,
-            torch_script,
-            python,
-        } => {
-            set_threads(threads);
-            let options = ra_trainer::bench::BenchOptions {
-                threads,
-                batch,
-                steps,
-                warmup,
-                repeats,
-                torch_script,
-                python,
-            };
+        Command::Bench(options) => {
+            set_threads(options.threads);
             run_bench(&options).map(|()| true)
         }
     };

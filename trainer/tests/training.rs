@@ -416,3 +416,49 @@ fn validate_prints_the_table_or_the_refusal() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("train.learning_rate"));
 }
+
+/// `RA_PYTHON` (else `python3`) when it has torch; a loud skip otherwise.
+fn python_with_torch(test: &str) -> Option<String> {
+    let python = std::env::var("RA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python).args(["-c", "import torch"]).output();
+    if probe.is_ok_and(|output| output.status.success()) {
+        return Some(python);
+    }
+    ra_integration_tests::skip_or_fail(test, "no Python with torch (set RA_PYTHON)");
+    None
+}
+
+#[test]
+fn bench_prints_every_row_with_ratios_against_pytorch() {
+    let Some(python) = python_with_torch("ra-trainer bench") else {
+        return;
+    };
+    let output = trainer()
+        .args(["bench", "--steps", "2", "--warmup", "1", "--repeats", "2"])
+        .args(["--python", &python, "--torch-script"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../bench/torch_reference.py"
+        ))
+        .output()
+        .expect("run ra-trainer bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for row in [
+        "reference-cnn",
+        "mlp-784-256-10",
+        "pytorch",
+        "input pipeline",
+    ] {
+        assert!(stdout.contains(row), "no {row} row in\n{stdout}");
+    }
+    assert!(stdout.contains("PyTorch 2."), "{stdout}");
+    assert!(
+        !stdout.contains("n/a"),
+        "every row has its ratio:\n{stdout}"
+    );
+}
