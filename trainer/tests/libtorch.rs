@@ -4,26 +4,14 @@
 
 #![cfg(feature = "tch")]
 
-use std::process::Command;
-
 use burn::tensor::Device;
-use ra_spec::{InputSpec, Layer, ModelSpec};
 use ra_trainer::backend::Backend;
 use ra_trainer::train::{load, predict};
 use ra_trainer::{RunConfig, train};
 
 mod common;
 
-use common::{Quiet, adam, prepared_digits};
-
-fn digits_mlp() -> ModelSpec {
-    ModelSpec {
-        name: "digits-mlp".into(),
-        input: InputSpec::Tabular { features: 64 },
-        num_classes: 10,
-        layers: vec![Layer::linear(128), Layer::relu(), Layer::linear(10)],
-    }
-}
+use common::{Quiet, adam, digits_mlp, prepared_digits, trainer, write_spec};
 
 #[test]
 fn an_mlp_trained_on_libtorch_reaches_95_percent_and_its_weights_load_on_flex() {
@@ -73,10 +61,8 @@ fn the_binary_trains_with_backend_tch() {
     let Some(dataset) = prepared_digits(root.path()) else {
         return;
     };
-    let spec = root.path().join("spec.json");
-    let text = serde_json::json!({"model": digits_mlp(), "train": adam(2)}).to_string();
-    std::fs::write(&spec, text).expect("write spec");
-    let output = Command::new(env!("CARGO_BIN_EXE_ra-trainer"))
+    let spec = write_spec(root.path(), &digits_mlp(), &adam(2));
+    let output = trainer()
         .args([
             "train",
             "--backend",

@@ -1,7 +1,7 @@
 //! Training on real data from `../shared/data` (found through `RA_TEST_DATA`), determinism,
 //! save → load, parameter counts against ra-spec, and the binary's protocol and refusals.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use burn::module::Module;
@@ -16,7 +16,7 @@ use ra_trainer::{Network, RunConfig, train};
 
 mod common;
 
-use common::{Quiet, adam, prepared, prepared_digits};
+use common::{Quiet, adam, digits_mlp, prepared, prepared_digits, trainer, write_spec};
 
 /// The MNIST test set (10,000 images; the shared copy has no train images) split 8,000 train /
 /// 2,000 val.
@@ -56,20 +56,6 @@ fn the_reference_cnn_on_mnist_reaches_95_percent_in_two_epochs() {
         accuracy >= 0.95,
         "val accuracy {accuracy:.4} < 0.95 after 2 epochs"
     );
-}
-
-fn digits_mlp() -> ModelSpec {
-    ModelSpec {
-        name: "digits-mlp".into(),
-        input: InputSpec::Tabular { features: 64 },
-        num_classes: 10,
-        layers: vec![
-            Layer::linear(128),
-            Layer::relu(),
-            Layer::Dropout { probability: 0.1 },
-            Layer::linear(10),
-        ],
-    }
 }
 
 #[test]
@@ -279,17 +265,6 @@ fn parameter_counts_agree_with_the_built_modules() {
             spec.name
         );
     }
-}
-
-fn trainer() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ra-trainer"))
-}
-
-fn write_spec(dir: &Path, model: &ModelSpec, train: &TrainSpec) -> PathBuf {
-    let path = dir.join("spec.json");
-    let text = serde_json::json!({"model": model, "train": train}).to_string();
-    std::fs::write(&path, text).expect("write spec");
-    path
 }
 
 #[test]

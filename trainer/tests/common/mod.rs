@@ -3,12 +3,13 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use dataset_svc::{DatasetError, PrepareOptions, RawDataset, prepare, sources};
 use ra_integration_tests::shared_data_or_skip;
 use ra_prepared::PreparedDataset;
-use ra_spec::TrainSpec;
+use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
 use ra_trainer::Reporter;
 use ra_trainer::metrics::EpochRecord;
 
@@ -50,4 +51,32 @@ pub fn adam(epochs: u32) -> TrainSpec {
         epochs,
         ..TrainSpec::default()
     }
+}
+
+/// An MLP for the 64 digits features: 64 → 128 → 10 with dropout.
+pub fn digits_mlp() -> ModelSpec {
+    ModelSpec {
+        name: "digits-mlp".into(),
+        input: InputSpec::Tabular { features: 64 },
+        num_classes: 10,
+        layers: vec![
+            Layer::linear(128),
+            Layer::relu(),
+            Layer::Dropout { probability: 0.1 },
+            Layer::linear(10),
+        ],
+    }
+}
+
+/// The `ra-trainer` binary of this build.
+pub fn trainer() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ra-trainer"))
+}
+
+/// Writes `{"model": …, "train": …}` as `dir/spec.json`.
+pub fn write_spec(dir: &Path, model: &ModelSpec, train: &TrainSpec) -> PathBuf {
+    let path = dir.join("spec.json");
+    let text = serde_json::json!({"model": model, "train": train}).to_string();
+    std::fs::write(&path, text).expect("write spec");
+    path
 }
