@@ -27,6 +27,16 @@ pub enum DatasetError {
         option: &'static str,
         message: String,
     },
+    #[error("unknown dataset {name:?}: {suggestions}")]
+    UnknownDataset { name: String, suggestions: String },
+    #[error(
+        "{path} has sha256 {found}, the canonical file {expected}: download it again, or prepare this copy with checksum checks off"
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
     #[error("{0}")]
     Prepared(#[from] ra_prepared::PreparedError),
 }

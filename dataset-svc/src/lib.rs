@@ -1,6 +1,8 @@
 //! dataset-svc: datasets read from their original files, preprocessed with statistics of the
 //! train split only, split deterministically and written in the prepared-dataset format.
 //!
+//! - [`catalog`]: every dataset by name, its original files and their pinned sha256, loading
+//!   with checksum verification.
 //! - [`formats`]: parsers of the original file formats (IDX, CIFAR binary, delimited text),
 //!   each refusing truncated or malformed input with the file and the rule.
 //! - [`sources`]: one loader per catalog dataset, from a folder holding the original file names.
@@ -9,6 +11,7 @@
 //! - [`text`]: a word-level vocabulary built on the train split, and padding / truncation.
 //! - [`prepare`]: the whole preparation, from a [`RawDataset`] to a `PreparedDataset`.
 
+pub mod catalog;
 pub mod error;
 pub mod formats;
 pub mod prepare;

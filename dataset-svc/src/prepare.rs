@@ -181,7 +181,7 @@ pub fn prepare(
         class_names: raw.class_names.clone(),
         normalization,
         source_checksums: raw.source_checksums.clone(),
-        checksums_verified: false,
+        checksums_verified: raw.checksums_verified,
         options: options_json,
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };

@@ -100,4 +100,6 @@ pub struct RawDataset {
     pub test: Option<RawPart>,
     /// sha256 of every original file read, by file name.
     pub source_checksums: BTreeMap<String, String>,
+    /// Whether every original was checked against the catalog's pinned sha256.
+    pub checksums_verified: bool,
 }

@@ -95,6 +95,7 @@ pub fn digits(folder: &Path) -> Result<RawDataset, DatasetError> {
         },
         test: None,
         source_checksums: originals.checksums,
+        checksums_verified: false,
     })
 }
 
@@ -180,6 +181,7 @@ pub fn mnist(folder: &Path) -> Result<RawDataset, DatasetError> {
         train,
         test,
         source_checksums: checksums,
+        checksums_verified: false,
     })
 }
 
@@ -222,6 +224,7 @@ pub fn cifar10(
         train,
         test,
         source_checksums: originals.checksums,
+        checksums_verified: false,
     })
 }
 
@@ -286,6 +289,7 @@ fn labelled_csv(
         },
         test: None,
         source_checksums: originals.checksums,
+        checksums_verified: false,
     })
 }
 
@@ -342,5 +346,6 @@ pub fn sst2(folder: &Path) -> Result<RawDataset, DatasetError> {
         train,
         test: Some(test),
         source_checksums: originals.checksums,
+        checksums_verified: false,
     })
 }

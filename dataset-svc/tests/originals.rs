@@ -439,3 +439,52 @@ fn impossible_options_are_refused_and_nothing_is_written() {
     let entries = std::fs::read_dir(cache.path()).map_or(0, Iterator::count);
     assert_eq!(entries, 0, "the cache holds nothing after refusals");
 }
+
+#[test]
+fn the_catalog_verifies_pinned_checksums_and_refuses_an_altered_copy() {
+    let Some(data) = shared_data_or_skip("dataset-svc catalog") else {
+        return;
+    };
+    let cache = tempfile::tempdir().expect("tempdir");
+    let digits = dataset_svc::catalog::lookup("digits").expect("in the catalog");
+    let raw = digits
+        .load(&data.join("digits"), false)
+        .expect("canonical digits");
+    assert!(raw.checksums_verified);
+    let prepared = prepare(&raw, &PrepareOptions::default(), cache.path()).expect("prepare");
+    assert!(prepared.manifest().checksums_verified);
+
+    // The shared MNIST copy holds the canonical t10k files: verified.
+    let mnist = dataset_svc::catalog::lookup("mnist").expect("in the catalog");
+    assert!(
+        mnist
+            .load(&data.join("mnist"), false)
+            .expect("t10k")
+            .checksums_verified
+    );
+    // Its SST-2 train file is named train_full.tsv, which the catalog does not pin: unverified.
+    let sst2 = dataset_svc::catalog::lookup("sst2").expect("in the catalog");
+    assert!(
+        !sst2
+            .load(&data.join("sst2"), false)
+            .expect("sst2")
+            .checksums_verified
+    );
+
+    // The same rows compressed again: other bytes, so another sha256.
+    let copy = tempfile::tempdir().expect("tempdir");
+    let (rows, _) = dataset_svc::formats::read_original(&data.join("digits/digits.csv.gz"))
+        .expect("read digits");
+    write(copy.path(), "digits.csv.gz", &gzip(&rows));
+    let error = digits
+        .load(copy.path(), false)
+        .expect_err("altered copy")
+        .to_string();
+    assert!(
+        error.contains("the canonical file 09f66e6d") && error.contains("checksum checks off"),
+        "{error}"
+    );
+    let unchecked = digits.load(copy.path(), true).expect("checks off");
+    assert!(!unchecked.checksums_verified);
+    assert_eq!(unchecked.train, raw.train);
+}
