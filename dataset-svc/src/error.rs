@@ -37,6 +37,10 @@ pub enum DatasetError {
         expected: String,
         found: String,
     },
+    #[error("no prepared dataset {0:?} in the cache; prepare it first (PrepareDataset)")]
+    UnknownPrepared(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     Prepared(#[from] ra_prepared::PreparedError),
 }

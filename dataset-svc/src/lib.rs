@@ -10,17 +10,55 @@
 //! - [`tabular`]: column typing, imputation, one-hot encoding and standardisation.
 //! - [`text`]: a word-level vocabulary built on the train split, and padding / truncation.
 //! - [`prepare`]: the whole preparation, from a [`RawDataset`] to a `PreparedDataset`.
+//! - [`service`]: the service's logic behind the RPCs; [`grpc`]: the thin tonic adapter;
+//!   [`config`]: the service configuration.
+//!
+//! [`run`] serves `ra.dataset.v1.DatasetService` on an already-bound listener until shutdown.
 
 pub mod catalog;
+pub mod config;
 pub mod error;
 pub mod formats;
+pub mod grpc;
 pub mod prepare;
 pub mod raw;
+pub mod service;
 pub mod sources;
 pub mod split;
 pub mod tabular;
 pub mod text;
 
+pub use config::DatasetConfig;
 pub use error::DatasetError;
-pub use prepare::{PrepareOptions, prepare};
+pub use prepare::{PrepareOptions, prepare, prepare_reporting};
 pub use raw::{RawDataset, RawPart, Samples};
+
+use ra_proto::service_names;
+use ra_serve::server::GrpcServer;
+use ra_serve::{ServeError, Shutdown};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+/// Serves the dataset service on `listener` until `shutdown` triggers.
+pub async fn run(
+    config: &DatasetConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), ServeError> {
+    tracing::info!(
+        data_dir = %config.data.data_dir.display(),
+        cache_dir = %config.data.cache_dir.display(),
+        "dataset service starting"
+    );
+    let service = grpc::DatasetGrpc::new(
+        service::Datasets::new(config.data.clone()),
+        config.server.max_message_bytes,
+    );
+    let server = GrpcServer::new(
+        Routes::new(service.into_server()),
+        &[service_names::DATASET],
+    )
+    .await;
+    server.health().set_serving().await;
+    server.serve(listener, &config.server, shutdown).await
+}

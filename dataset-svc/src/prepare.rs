@@ -156,11 +156,24 @@ fn check_raw(raw: &RawDataset) -> Result<(), DatasetError> {
     Ok(())
 }
 
+/// A stage of a preparation, as it begins: "cache-hit", "preprocess" or "write".
+pub type Report<'a> = &'a mut dyn FnMut(&'static str, &str);
+
 /// Prepares `raw` under `cache_root` (or opens the verified cached copy).
 pub fn prepare(
     raw: &RawDataset,
     options: &PrepareOptions,
     cache_root: &Path,
+) -> Result<PreparedDataset, DatasetError> {
+    prepare_reporting(raw, options, cache_root, &mut |_, _| {})
+}
+
+/// [`prepare`], telling `report` as each stage begins.
+pub fn prepare_reporting(
+    raw: &RawDataset,
+    options: &PrepareOptions,
+    cache_root: &Path,
+    report: Report<'_>,
 ) -> Result<PreparedDataset, DatasetError> {
     options.check(raw)?;
     let options_json = serde_json::to_value(options)
@@ -169,12 +182,26 @@ pub fn prepare(
     let target = cache_root.join(&prepared_id);
     if target.exists() {
         match PreparedDataset::open(&target, Verify::Checksums) {
-            Ok(dataset) => return Ok(dataset),
-            Err(_) => std::fs::remove_dir_all(&target).map_err(crate::error::io(&target))?,
+            Ok(dataset) => {
+                report("cache-hit", "verified every file of the cached copy");
+                return Ok(dataset);
+            }
+            Err(error) => {
+                report(
+                    "cache-hit",
+                    &format!("damaged cached copy rebuilt: {error}"),
+                );
+                std::fs::remove_dir_all(&target).map_err(crate::error::io(&target))?;
+            }
         }
     }
+    report(
+        "preprocess",
+        "splitting and fitting the preprocessing on train",
+    );
     let parts = draw_parts(raw, options);
     let (input, normalization, splits) = preprocess(options, parts);
+    report("write", "writing the splits");
     let draft = ManifestDraft {
         dataset: raw.name.clone(),
         input,
