@@ -7,14 +7,17 @@
 //! - [`server`]: binds, serves `grpc.health.v1` (NOT_SERVING until the service says it is ready),
 //!   server reflection v1 and v1alpha, one tracing span per request, and shuts down gracefully.
 //! - [`shutdown`]: SIGTERM/SIGINT as a future, and a token long streams watch to end early.
+//! - [`binary`]: the body every service binary's `main` shares.
 
 pub mod args;
+pub mod binary;
 pub mod config;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use args::{LogFormat, ServiceArgs};
+pub use binary::{BinaryError, serve_binary};
 pub use config::{ConfigError, ServerSettings, ServiceConfig, load_config};
 pub use server::{GrpcServer, ServeError, ServiceHealth, bind};
 pub use shutdown::{Shutdown, shutdown_signal};
