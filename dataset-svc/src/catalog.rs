@@ -42,8 +42,6 @@ pub struct CatalogEntry {
     load: fn(&Path) -> Result<RawDataset, DatasetError>,
 }
 
-const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-
 fn load_cifar10(folder: &Path) -> Result<RawDataset, DatasetError> {
     sources::cifar10(
         folder,
@@ -63,7 +61,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         name: "digits",
         family: Family::Tabular,
         input_shape: &[64],
-        class_names: &DIGITS,
+        class_names: &sources::DIGIT_CLASSES,
         source_splits: &["train"],
         sources: &[SourceFile {
             file_name: "digits.csv.gz",
@@ -79,7 +77,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         name: "mnist",
         family: Family::Vision,
         input_shape: &[1, 28, 28],
-        class_names: &DIGITS,
+        class_names: &sources::DIGIT_CLASSES,
         source_splits: &["train", "test"],
         sources: &[
             SourceFile {

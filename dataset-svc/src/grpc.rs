@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use ra_prepared::{Manifest, PreparedDataset, PreparedError, XDtype};
+use ra_prepared::{Manifest, PreparedDataset, PreparedError};
 use ra_proto::dataset::v1 as pb;
 use ra_proto::dataset::v1::dataset_service_server::{DatasetService, DatasetServiceServer};
 use tokio::sync::mpsc;
@@ -205,12 +205,7 @@ fn manifest_to_pb(dataset: &PreparedDataset) -> pb::Manifest {
         prepared_id: manifest.prepared_id.clone(),
         dataset: manifest.dataset.clone(),
         input: Some((&manifest.input).into()),
-        x_dtype: match manifest.x_dtype {
-            XDtype::U8 => "u8",
-            XDtype::F32 => "f32",
-            XDtype::I64 => "i64",
-        }
-        .into(),
+        x_dtype: manifest.x_dtype.name().into(),
         class_names: manifest.class_names.clone(),
         splits: manifest
             .splits

@@ -103,3 +103,24 @@ pub struct RawDataset {
     /// Whether every original was checked against the catalog's pinned sha256.
     pub checksums_verified: bool,
 }
+
+impl RawDataset {
+    /// Originals as a loader read them: not yet checked against the catalog's pinned
+    /// checksums (the catalog sets `checksums_verified`).
+    pub fn read(
+        name: &str,
+        class_names: &[&str],
+        train: RawPart,
+        test: Option<RawPart>,
+        source_checksums: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            class_names: class_names.iter().map(|c| (*c).to_owned()).collect(),
+            train,
+            test,
+            source_checksums,
+            checksums_verified: false,
+        }
+    }
+}

@@ -221,7 +221,7 @@ pub fn batch(
         return Ok(BatchData {
             index: index as u64,
             x_shape,
-            x_dtype: "i64",
+            x_dtype: XDtype::I64.name(),
             x,
             y,
         });
@@ -257,7 +257,7 @@ pub fn batch(
     Ok(BatchData {
         index: index as u64,
         x_shape,
-        x_dtype: if raw_u8 { "u8" } else { "f32" },
+        x_dtype: if raw_u8 { XDtype::U8 } else { XDtype::F32 }.name(),
         x,
         y,
     })

@@ -60,9 +60,8 @@ impl Originals {
     }
 }
 
-fn digit_classes() -> Vec<String> {
-    (0..10).map(|d| d.to_string()).collect()
-}
+/// The ten digit classes, in label order.
+pub const DIGIT_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// scikit-learn's 8×8 digits: `digits.csv.gz`, 64 pixel columns (0-16) then the label, no
 /// header. Tabular, 10 classes.
@@ -86,17 +85,16 @@ pub fn digits(folder: &Path) -> Result<RawDataset, DatasetError> {
         cell.parse::<i64>().ok().filter(|l| (0..10).contains(l))
     })?;
     let columns = (0..64).map(|i| format!("pixel_{i}")).collect();
-    Ok(RawDataset {
-        name: "digits".into(),
-        class_names: digit_classes(),
-        train: RawPart {
+    Ok(RawDataset::read(
+        "digits",
+        &DIGIT_CLASSES,
+        RawPart {
             samples: Samples::Table { columns, rows },
             labels,
         },
-        test: None,
-        source_checksums: originals.checksums,
-        checksums_verified: false,
-    })
+        None,
+        originals.checksums,
+    ))
 }
 
 /// Moves column `label_index` out of every row, mapping it to a class index.
@@ -175,14 +173,13 @@ pub fn mnist(folder: &Path) -> Result<RawDataset, DatasetError> {
     } else {
         (test, None)
     };
-    Ok(RawDataset {
-        name: "mnist".into(),
-        class_names: digit_classes(),
+    Ok(RawDataset::read(
+        "mnist",
+        &DIGIT_CLASSES,
         train,
         test,
-        source_checksums: checksums,
-        checksums_verified: false,
-    })
+        checksums,
+    ))
 }
 
 /// CIFAR-10 binary batches: the given train files as the train part, the test files (if any)
@@ -218,14 +215,13 @@ pub fn cifar10(
     } else {
         Some(read_part(test_files)?)
     };
-    Ok(RawDataset {
-        name: "cifar10".into(),
-        class_names: CIFAR10_CLASSES.iter().map(|c| (*c).to_owned()).collect(),
+    Ok(RawDataset::read(
+        "cifar10",
+        &CIFAR10_CLASSES,
         train,
         test,
-        source_checksums: originals.checksums,
-        checksums_verified: false,
-    })
+        originals.checksums,
+    ))
 }
 
 /// Kaggle's Titanic `train.csv` (the labelled part; `test.csv` has no labels). Label
@@ -280,17 +276,16 @@ fn labelled_csv(
         .map(|row| keep.iter().map(|i| row[*i].clone()).collect())
         .collect();
     let columns = keep.iter().map(|i| remaining[*i].clone()).collect();
-    Ok(RawDataset {
-        name: name.to_owned(),
-        class_names: class_names.iter().map(|c| (*c).to_owned()).collect(),
-        train: RawPart {
+    Ok(RawDataset::read(
+        name,
+        class_names,
+        RawPart {
             samples: Samples::Table { columns, rows },
             labels,
         },
-        test: None,
-        source_checksums: originals.checksums,
-        checksums_verified: false,
-    })
+        None,
+        originals.checksums,
+    ))
 }
 
 /// GLUE SST-2: `train.tsv` (or the same file named `train_full.tsv`) as the train part and
@@ -340,12 +335,11 @@ pub fn sst2(folder: &Path) -> Result<RawDataset, DatasetError> {
     };
     let train = read_part(train_file)?;
     let test = read_part("dev.tsv")?;
-    Ok(RawDataset {
-        name: "sst2".into(),
-        class_names: vec!["negative".into(), "positive".into()],
+    Ok(RawDataset::read(
+        "sst2",
+        &["negative", "positive"],
         train,
-        test: Some(test),
-        source_checksums: originals.checksums,
-        checksums_verified: false,
-    })
+        Some(test),
+        originals.checksums,
+    ))
 }

@@ -22,6 +22,15 @@ pub enum XDtype {
 }
 
 impl XDtype {
+    /// The name in manifest.json and on the wire: "u8", "f32", "i64".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::U8 => "u8",
+            Self::F32 => "f32",
+            Self::I64 => "i64",
+        }
+    }
+
     pub fn bytes(self) -> usize {
         match self {
             Self::U8 => 1,
