@@ -361,8 +361,8 @@ fn rate_cells(rates: &[f64]) -> (String, String) {
 struct Workload {
     spec: ModelSpec,
     is_cnn: bool,
-    runs: Vec<(crate::backend::Backend, ThroughputRun)>,
-    rates: Vec<Vec<f64>>,
+    /// Each backend's run and its figures, one per repeat.
+    runs: Vec<(crate::backend::Backend, ThroughputRun, Vec<f64>)>,
     torch: Vec<f64>,
 }
 
@@ -385,14 +385,12 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
             };
             let mut run = ThroughputRun::new(&spec, &device, options.batch)?;
             run.measure(options.warmup)?;
-            runs.push((*backend, run));
+            runs.push((*backend, run, Vec::with_capacity(options.repeats)));
         }
-        let rates = vec![Vec::new(); runs.len()];
         workloads.push(Workload {
             spec,
             is_cnn,
             runs,
-            rates,
             torch: Vec::new(),
         });
     }
@@ -428,7 +426,7 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
             }
         }
         for workload in &mut workloads {
-            for ((_, run), rates) in workload.runs.iter_mut().zip(&mut workload.rates) {
+            for (_, run, rates) in &mut workload.runs {
                 rates.push(run.measure(options.steps)?);
             }
         }
@@ -453,7 +451,7 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
             })
         };
         let torch_median = (!workload.torch.is_empty()).then(|| median(&workload.torch));
-        for ((backend, _), rates) in workload.runs.iter().zip(&workload.rates) {
+        for (backend, _, rates) in &workload.runs {
             let rate = median(rates);
             fastest_training = fastest_training.max(rate);
             let (shown, range) = rate_cells(rates);
