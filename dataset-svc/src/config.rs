@@ -17,6 +17,18 @@ pub struct DataSettings {
     pub cache_dir: PathBuf,
     /// Largest batch StreamBatches sends, in bytes of `x` (below the message limit).
     pub max_batch_bytes: u64,
+    /// Never download: a missing original is refused with the list of files to put where.
+    pub offline: bool,
+    /// Fetch originals from `<mirror_url>/<dataset>/<file name>` instead of their canonical
+    /// URLs (an internal mirror); empty for the canonical URLs.
+    pub mirror_url: String,
+    /// Size cap of the prepared-dataset cache in bytes; least recently used entries are
+    /// evicted after a preparation pushes it over. 0: no cap.
+    pub cache_max_bytes: u64,
+    /// The Hugging Face Hub, for `hf:` datasets.
+    pub hub_url: String,
+    /// Attempts per download before giving up (interrupted transfers resume).
+    pub download_attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +46,11 @@ impl Default for DatasetConfig {
                 data_dir: PathBuf::from(".research-agent/data"),
                 cache_dir: PathBuf::from(".research-agent/datasets"),
                 max_batch_bytes: 8 * 1024 * 1024,
+                offline: false,
+                mirror_url: String::new(),
+                cache_max_bytes: 20 << 30,
+                download_attempts: 4,
+                hub_url: "https://huggingface.co".into(),
             },
         }
     }
@@ -47,6 +64,22 @@ impl ServiceConfig for DatasetConfig {
     fn validate(&self) -> Result<(), String> {
         if self.data.cache_dir.as_os_str().is_empty() {
             return Err("data.cache_dir must not be empty".into());
+        }
+        let http = |url: &str| ["http://", "https://"].iter().any(|s| url.starts_with(s));
+        if !self.data.mirror_url.is_empty() && !http(&self.data.mirror_url) {
+            return Err(format!(
+                "data.mirror_url {:?} must start with http:// or https://",
+                self.data.mirror_url
+            ));
+        }
+        if !http(&self.data.hub_url) {
+            return Err(format!(
+                "data.hub_url {:?} must start with http:// or https://",
+                self.data.hub_url
+            ));
+        }
+        if self.data.download_attempts == 0 || self.data.download_attempts > 100 {
+            return Err("data.download_attempts must be 1 to 100".into());
         }
         let limit = self.server.max_message_bytes as u64;
         if self.data.max_batch_bytes == 0 || self.data.max_batch_bytes >= limit {

@@ -37,6 +37,11 @@ pub enum DatasetError {
         expected: String,
         found: String,
     },
+    #[error("downloading {url} failed: {message}")]
+    Download { url: String, message: String },
+    /// Originals that must be put in place by hand (offline, or no direct download).
+    #[error("{0}")]
+    NeedOriginals(String),
     #[error("no prepared dataset {0:?} in the cache; prepare it first (PrepareDataset)")]
     UnknownPrepared(String),
     #[error("{0}")]

@@ -13,10 +13,14 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::catalog::{CatalogEntry, Family};
+use crate::catalog::{CatalogEntry, Family, Origin as SampleOrigin};
 use crate::error::DatasetError;
+use crate::hub::{ColumnMapping, HubDataset};
 use crate::prepare::PrepareOptions;
+use crate::progress::Progress;
 use crate::service::{BatchRequest, Datasets, Origin, batch, batch_count};
+use crate::synthetic::{Generator, SyntheticOptions};
+use crate::text::TokenizerKind;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -58,7 +62,9 @@ impl From<DatasetError> for Status {
             }
             DatasetError::MissingFile { .. }
             | DatasetError::Malformed { .. }
-            | DatasetError::Checksum { .. } => Status::failed_precondition(message),
+            | DatasetError::Checksum { .. }
+            | DatasetError::NeedOriginals(_) => Status::failed_precondition(message),
+            DatasetError::Download { .. } => Status::unavailable(message),
             DatasetError::Unsupported(_) => Status::unimplemented(message),
             DatasetError::Io { .. } => Status::internal(message),
             DatasetError::Prepared(prepared) => match prepared {
@@ -76,6 +82,7 @@ impl From<DatasetError> for Status {
 
 fn family_to_pb(family: Family) -> pb::DatasetFamily {
     match family {
+        Family::Synthetic => pb::DatasetFamily::Synthetic,
         Family::Vision => pb::DatasetFamily::Vision,
         Family::Tabular => pb::DatasetFamily::Tabular,
         Family::Text => pb::DatasetFamily::Text,
@@ -84,10 +91,16 @@ fn family_to_pb(family: Family) -> pb::DatasetFamily {
 
 fn info(entry: &CatalogEntry) -> pb::DatasetInfo {
     let defaults = PrepareOptions::default();
-    let input_kind = match entry.family {
-        Family::Vision => pb::InputKind::Image,
-        Family::Tabular => pb::InputKind::Tabular,
-        Family::Text => pb::InputKind::Text,
+    let input_kind = match (entry.family, entry.origin) {
+        (Family::Vision, _) | (_, SampleOrigin::Generated(Generator::Shapes)) => {
+            pb::InputKind::Image
+        }
+        (Family::Text, _) | (_, SampleOrigin::Generated(Generator::Text)) => pb::InputKind::Text,
+        _ => pb::InputKind::Tabular,
+    };
+    let generated = match entry.origin {
+        SampleOrigin::Generated(generator) => Some(generator.defaults()),
+        SampleOrigin::Files(_) => None,
     };
     pb::DatasetInfo {
         name: entry.name.to_owned(),
@@ -120,8 +133,18 @@ fn info(entry: &CatalogEntry) -> pb::DatasetInfo {
             ("seed", defaults.seed.to_string()),
         ]
         .into_iter()
+        .chain(generated.into_iter().flat_map(|d| {
+            [
+                ("synthetic.num_samples", d.num_samples.to_string()),
+                ("synthetic.num_classes", d.num_classes.to_string()),
+                ("synthetic.size", d.size.to_string()),
+                ("synthetic.channels", d.channels.to_string()),
+                ("synthetic.noise", d.noise.to_string()),
+                ("synthetic.difficulty", d.difficulty.to_string()),
+            ]
+        }))
         .chain(
-            (entry.family == Family::Text)
+            (input_kind == pb::InputKind::Text)
                 .then(|| {
                     [
                         ("text.sequence_length", defaults.sequence_length.to_string()),
@@ -134,6 +157,36 @@ fn info(entry: &CatalogEntry) -> pb::DatasetInfo {
         )
         .map(|(k, v)| (k.to_owned(), v))
         .collect(),
+    }
+}
+
+/// What is known of a Hugging Face dataset before its files are read.
+fn hub_info(dataset: &HubDataset) -> pb::DatasetInfo {
+    pb::DatasetInfo {
+        name: dataset.name(),
+        family: pb::DatasetFamily::HuggingFace.into(),
+        task: "classification".into(),
+        sources: vec![pb::SourceFile {
+            file_name: format!("{}/*.parquet", dataset.config.as_deref().unwrap_or("*")),
+            url: format!("https://huggingface.co/datasets/{}", dataset.repo),
+            ..pb::SourceFile::default()
+        }],
+        description: format!(
+            "Hugging Face dataset {}, read from its parquet files (the input kind, shape and classes are known once prepared)",
+            dataset.repo
+        ),
+        option_defaults: [
+            (
+                "hugging_face.text_column",
+                "text, sentence, content, review or document",
+            ),
+            ("hugging_face.label_column", "label, labels or class"),
+            ("hugging_face.image_column", "image or img (PNG)"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        ..pb::DatasetInfo::default()
     }
 }
 
@@ -152,11 +205,19 @@ fn options_from_pb(
     }
     converted.test_fraction = options.test_fraction;
     if let Some(text) = options.text {
-        if text.tokenizer == pb::Tokenizer::Bpe as i32 {
-            return Err(DatasetError::Unsupported(
-                "the BPE tokenizer is not available yet; use TOKENIZER_WORD".into(),
-            ));
-        }
+        converted.tokenizer = match pb::Tokenizer::try_from(text.tokenizer) {
+            Ok(pb::Tokenizer::Unspecified | pb::Tokenizer::Word) => TokenizerKind::Word,
+            Ok(pb::Tokenizer::Bpe) => TokenizerKind::Bpe,
+            Err(_) => {
+                return Err(crate::error::bad_option(
+                    "text.tokenizer",
+                    format!(
+                        "tokenizer {} is unknown: use TOKENIZER_WORD or TOKENIZER_BPE",
+                        text.tokenizer
+                    ),
+                ));
+            }
+        };
         if text.min_frequency > 0 {
             converted.min_frequency = text.min_frequency as usize;
         }
@@ -167,14 +228,24 @@ fn options_from_pb(
             converted.sequence_length = text.sequence_length as usize;
         }
     }
-    if options.synthetic.is_some() || options.hugging_face.is_some() {
-        return Err(DatasetError::Unsupported(
-            "synthetic and Hugging Face options apply to generators not served yet".into(),
-        ));
-    }
+    let synthetic = options.synthetic.map(|s| SyntheticOptions {
+        num_samples: s.num_samples as usize,
+        num_classes: s.num_classes as usize,
+        size: s.size as usize,
+        channels: s.channels as usize,
+        noise: s.noise,
+        difficulty: s.difficulty,
+    });
     let origin = Origin {
         source_dir: (!options.source_dir.is_empty()).then(|| options.source_dir.into()),
         skip_checksums: options.skip_checksums,
+        offline: options.offline,
+        synthetic,
+        hugging_face: options.hugging_face.map(|h| ColumnMapping {
+            text: h.text_column,
+            label: h.label_column,
+            image: h.image_column,
+        }),
     };
     Ok((converted, origin))
 }
@@ -189,8 +260,26 @@ fn manifest_to_pb(dataset: &PreparedDataset) -> pb::Manifest {
             test_fraction: o.test_fraction,
             subset_size: o.subset_size.map_or(0, |s| s as u32),
             skip_checksums: !manifest.checksums_verified,
+            synthetic: o.synthetic.map(|s| pb::SyntheticOptions {
+                num_samples: s.num_samples as u32,
+                num_classes: s.num_classes as u32,
+                size: s.size as u32,
+                channels: s.channels as u32,
+                noise: s.noise,
+                difficulty: s.difficulty,
+            }),
+            hugging_face: o.hugging_face.map(|h| pb::HuggingFaceOptions {
+                text_column: h.text,
+                label_column: h.label,
+                image_column: h.image,
+                revision: String::new(),
+            }),
             text: Some(pb::TextOptions {
-                tokenizer: pb::Tokenizer::Word.into(),
+                tokenizer: match o.tokenizer {
+                    TokenizerKind::Word => pb::Tokenizer::Word,
+                    TokenizerKind::Bpe => pb::Tokenizer::Bpe,
+                }
+                .into(),
                 min_frequency: o.min_frequency as u32,
                 vocab_size: o.max_vocab as u32,
                 sequence_length: o.sequence_length as u32,
@@ -241,13 +330,15 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn progress(stage: &str, message: &str) -> pb::PrepareDatasetEvent {
+fn progress_to_pb(progress: Progress) -> pb::PrepareDatasetEvent {
     pb::PrepareDatasetEvent {
         event: Some(pb::prepare_dataset_event::Event::Progress(
             pb::PrepareProgress {
-                stage: stage.to_owned(),
-                message: message.to_owned(),
-                ..pb::PrepareProgress::default()
+                stage: progress.stage.to_owned(),
+                fraction: progress.fraction,
+                bytes_done: progress.bytes_done,
+                bytes_total: progress.bytes_total,
+                message: progress.message,
             },
         )),
     }
@@ -276,7 +367,12 @@ impl DatasetService for DatasetGrpc {
         &self,
         request: Request<pb::DescribeDatasetRequest>,
     ) -> Result<Response<pb::DatasetInfo>, Status> {
-        let entry = self.datasets.describe(&request.into_inner().name)?;
+        let name = request.into_inner().name;
+        if name.starts_with("hf:") {
+            let dataset = self.datasets.describe_hub(&name)?;
+            return Ok(Response::new(hub_info(&dataset)));
+        }
+        let entry = self.datasets.describe(&name)?;
         Ok(Response::new(info(entry)))
     }
 
@@ -290,12 +386,16 @@ impl DatasetService for DatasetGrpc {
         let request = request.into_inner();
         let (options, origin) = options_from_pb(request.options)?;
         // Refuse unknown names before a stream is opened.
-        self.datasets.describe(&request.name)?;
+        if request.name.starts_with("hf:") {
+            self.datasets.describe_hub(&request.name)?;
+        } else {
+            self.datasets.describe(&request.name)?;
+        }
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let datasets = Arc::clone(&self.datasets);
         tokio::task::spawn_blocking(move || {
-            let mut report = |stage: &'static str, message: &str| {
-                let _ = sender.blocking_send(Ok(progress(stage, message)));
+            let mut report = |progress: Progress| {
+                let _ = sender.blocking_send(Ok(progress_to_pb(progress)));
             };
             let outcome = datasets.prepare(&request.name, &origin, &options, &mut report);
             let last = match outcome {
@@ -383,5 +483,16 @@ impl DatasetService for DatasetGrpc {
         Ok(Response::new(pb::ListPreparedResponse {
             manifests: found.iter().map(manifest_to_pb).collect(),
         }))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn delete_prepared(
+        &self,
+        request: Request<pb::DeletePreparedRequest>,
+    ) -> Result<Response<pb::DeletePreparedResponse>, Status> {
+        let id = request.into_inner().prepared_id;
+        let datasets = Arc::clone(&self.datasets);
+        let freed_bytes = blocking(move || datasets.delete_prepared(&id)).await?;
+        Ok(Response::new(pb::DeletePreparedResponse { freed_bytes }))
     }
 }

@@ -3,6 +3,7 @@
 //! atomic write into the content-addressed cache. A cache hit is verified against every sha256;
 //! a damaged entry is removed and rebuilt.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ra_prepared::{
@@ -13,10 +14,13 @@ use ra_spec::InputSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DatasetError, bad_option};
+use crate::hub::ColumnMapping;
+use crate::progress::{Progress, Report};
 use crate::raw::{RawDataset, RawPart, Samples};
 use crate::split::stratified_partition;
+use crate::synthetic::SyntheticOptions;
 use crate::tabular::TabularEncoder;
-use crate::text::Vocabulary;
+use crate::text::{TextEncoder, TokenizerKind};
 
 /// How to prepare a dataset; every field takes part in the content id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,8 +40,19 @@ pub struct PrepareOptions {
     pub min_frequency: usize,
     /// Text: vocabulary size, the two reserved ids included.
     pub max_vocab: usize,
+    /// Text: words or byte-pair-encoded sub-words (absent from ids when words, so the
+    /// ids of earlier preparations stay as they were).
+    #[serde(skip_serializing_if = "TokenizerKind::is_word")]
+    pub tokenizer: TokenizerKind,
     /// Tabular: one-hot width cap per categorical column (the most frequent categories).
     pub max_categories: usize,
+    /// What a synthetic generator drew (absent for real datasets, whose ids it leaves as
+    /// they were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticOptions>,
+    /// The columns read from a Hugging Face dataset (absent for catalog datasets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hugging_face: Option<ColumnMapping>,
 }
 
 impl Default for PrepareOptions {
@@ -50,7 +65,10 @@ impl Default for PrepareOptions {
             sequence_length: 64,
             min_frequency: 2,
             max_vocab: 30_000,
+            tokenizer: TokenizerKind::Word,
             max_categories: 32,
+            synthetic: None,
+            hugging_face: None,
         }
     }
 }
@@ -156,16 +174,61 @@ fn check_raw(raw: &RawDataset) -> Result<(), DatasetError> {
     Ok(())
 }
 
-/// A stage of a preparation, as it begins: "cache-hit", "preprocess" or "write".
-pub type Report<'a> = &'a mut dyn FnMut(&'static str, &str);
-
 /// Prepares `raw` under `cache_root` (or opens the verified cached copy).
 pub fn prepare(
     raw: &RawDataset,
     options: &PrepareOptions,
     cache_root: &Path,
 ) -> Result<PreparedDataset, DatasetError> {
-    prepare_reporting(raw, options, cache_root, &mut |_, _| {})
+    prepare_reporting(raw, options, cache_root, &mut |_| {})
+}
+
+fn options_json(options: &PrepareOptions) -> Result<serde_json::Value, DatasetError> {
+    serde_json::to_value(options)
+        .map_err(|error| bad_option("options", format!("cannot be written as JSON: {error}")))
+}
+
+/// The content id of `dataset` made from originals with `checksums` and `options`.
+pub fn prepared_id(
+    dataset: &str,
+    checksums: &BTreeMap<String, String>,
+    options: &PrepareOptions,
+) -> Result<String, DatasetError> {
+    Ok(content_id(dataset, checksums, &options_json(options)?))
+}
+
+/// The verified cache entry for these originals and options, if there is one; a damaged
+/// entry is removed (and `None` returned, so that it is rebuilt).
+pub fn cached(
+    dataset: &str,
+    checksums: &BTreeMap<String, String>,
+    options: &PrepareOptions,
+    cache_root: &Path,
+    report: Report<'_>,
+) -> Result<Option<PreparedDataset>, DatasetError> {
+    let target = cache_root.join(prepared_id(dataset, checksums, options)?);
+    if !target.exists() {
+        return Ok(None);
+    }
+    match PreparedDataset::open(&target, Verify::Checksums) {
+        Ok(dataset) => {
+            report(Progress::at(
+                "cache-hit",
+                1.0,
+                "verified every file of the cached copy",
+            ));
+            Ok(Some(dataset))
+        }
+        Err(error) => {
+            report(Progress::at(
+                "cache-hit",
+                0.0,
+                format!("damaged cached copy removed, rebuilding: {error}"),
+            ));
+            std::fs::remove_dir_all(&target).map_err(crate::error::io(&target))?;
+            Ok(None)
+        }
+    }
 }
 
 /// [`prepare`], telling `report` as each stage begins.
@@ -176,32 +239,25 @@ pub fn prepare_reporting(
     report: Report<'_>,
 ) -> Result<PreparedDataset, DatasetError> {
     options.check(raw)?;
-    let options_json = serde_json::to_value(options)
-        .map_err(|error| bad_option("options", format!("cannot be written as JSON: {error}")))?;
-    let prepared_id = content_id(&raw.name, &raw.source_checksums, &options_json);
-    let target = cache_root.join(&prepared_id);
-    if target.exists() {
-        match PreparedDataset::open(&target, Verify::Checksums) {
-            Ok(dataset) => {
-                report("cache-hit", "verified every file of the cached copy");
-                return Ok(dataset);
-            }
-            Err(error) => {
-                report(
-                    "cache-hit",
-                    &format!("damaged cached copy rebuilt: {error}"),
-                );
-                std::fs::remove_dir_all(&target).map_err(crate::error::io(&target))?;
-            }
-        }
+    if let Some(dataset) = cached(
+        &raw.name,
+        &raw.source_checksums,
+        options,
+        cache_root,
+        report,
+    )? {
+        return Ok(dataset);
     }
-    report(
+    let prepared_id = prepared_id(&raw.name, &raw.source_checksums, options)?;
+    let options_json = options_json(options)?;
+    report(Progress::at(
         "preprocess",
+        0.0,
         "splitting and fitting the preprocessing on train",
-    );
+    ));
     let parts = draw_parts(raw, options);
-    let (input, normalization, splits) = preprocess(options, parts);
-    report("write", "writing the splits");
+    let (input, normalization, splits) = preprocess(options, parts, report)?;
+    report(Progress::at("write", 0.0, "writing the splits"));
     let draft = ManifestDraft {
         dataset: raw.name.clone(),
         input,
@@ -212,7 +268,13 @@ pub fn prepare_reporting(
         options: options_json,
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    Ok(write_prepared(cache_root, &prepared_id, draft, splits)?)
+    let written = write_prepared(cache_root, &prepared_id, draft, splits)?;
+    report(Progress::at(
+        "write",
+        1.0,
+        format!("prepared {prepared_id}"),
+    ));
+    Ok(written)
 }
 
 /// The named parts (train, val, optional test) before preprocessing.
@@ -251,13 +313,24 @@ fn draw_parts(raw: &RawDataset, options: &PrepareOptions) -> Vec<(&'static str, 
 fn preprocess(
     options: &PrepareOptions,
     parts: Vec<(&'static str, RawPart)>,
-) -> (InputSpec, Normalization, Vec<SplitData>) {
-    let split = |name: &str, x: XData, y: Vec<i64>| SplitData {
-        name: name.to_owned(),
-        x,
-        y,
+    report: Report<'_>,
+) -> Result<(InputSpec, Normalization, Vec<SplitData>), DatasetError> {
+    let total = parts.len();
+    let mut encoded = 0;
+    let mut split = |name: &str, x: XData, y: Vec<i64>| {
+        encoded += 1;
+        report(Progress::at(
+            "preprocess",
+            encoded as f64 / total as f64,
+            format!("encoded {name}"),
+        ));
+        SplitData {
+            name: name.to_owned(),
+            x,
+            y,
+        }
     };
-    match &parts[0].1.samples {
+    Ok(match &parts[0].1.samples {
         Samples::Images {
             channels,
             height,
@@ -299,25 +372,66 @@ fn preprocess(
             (input, Normalization { mean, std }, splits)
         }
         Samples::Text(documents) => {
-            let vocabulary = Vocabulary::fit(documents, options.min_frequency, options.max_vocab);
+            let encoder = TextEncoder::fit(
+                options.tokenizer,
+                documents,
+                options.min_frequency,
+                options.max_vocab,
+            )?;
             let input = InputSpec::Text {
-                vocab_size: vocabulary.len() as u32,
+                vocab_size: encoder.len() as u32,
                 sequence_length: options.sequence_length as u32,
             };
-            let splits = parts
-                .into_iter()
-                .map(|(name, part)| match &part.samples {
-                    Samples::Text(documents) => split(
-                        name,
-                        XData::I64(vocabulary.encode(documents, options.sequence_length)),
-                        part.labels,
-                    ),
-                    _ => split(name, XData::I64(Vec::new()), part.labels),
-                })
-                .collect();
+            let mut splits = Vec::with_capacity(parts.len());
+            for (name, part) in parts {
+                let ids = match &part.samples {
+                    Samples::Text(documents) => {
+                        encoder.encode(documents, options.sequence_length)?
+                    }
+                    _ => Vec::new(),
+                };
+                splits.push(split(name, XData::I64(ids), part.labels));
+            }
             (input, Normalization::default(), splits)
         }
+        Samples::Features { width, values } => {
+            let input = InputSpec::Tabular {
+                features: *width as u32,
+            };
+            let normalization = feature_statistics(values, *width);
+            let splits = parts
+                .into_iter()
+                .map(|(name, part)| match part.samples {
+                    Samples::Features { values, .. } => {
+                        split(name, XData::F32(values), part.labels)
+                    }
+                    _ => split(name, XData::F32(Vec::new()), part.labels),
+                })
+                .collect();
+            (input, normalization, splits)
+        }
+    })
+}
+
+/// Per-feature mean and (population) standard deviation of `[n, width]` values.
+fn feature_statistics(values: &[f32], width: usize) -> Normalization {
+    let mut sums = vec![(0f64, 0f64); width];
+    let rows = values.len() / width.max(1);
+    for row in values.chunks(width.max(1)) {
+        for (sum, value) in sums.iter_mut().zip(row) {
+            sum.0 += f64::from(*value);
+            sum.1 += f64::from(*value) * f64::from(*value);
+        }
     }
+    let count = rows.max(1) as f64;
+    let (mut mean, mut std) = (Vec::with_capacity(width), Vec::with_capacity(width));
+    for (sum, squares) in sums {
+        let m = sum / count;
+        let variance = (squares / count - m * m).max(0.0);
+        mean.push(m);
+        std.push(if variance > 0.0 { variance.sqrt() } else { 1.0 });
+    }
+    Normalization { mean, std }
 }
 
 /// Per-channel mean and (population) standard deviation of `[n, channels, plane_len]` pixels,

@@ -20,6 +20,8 @@ pub enum Samples {
     },
     /// One document per sample.
     Text(Vec<String>),
+    /// Numeric feature vectors, `[n, width]` row-major, already typed (generated data).
+    Features { width: usize, values: Vec<f32> },
 }
 
 impl Samples {
@@ -33,6 +35,7 @@ impl Samples {
             } => pixels.len() / (*channels as usize * *height as usize * *width as usize).max(1),
             Self::Table { rows, .. } => rows.len(),
             Self::Text(documents) => documents.len(),
+            Self::Features { width, values } => values.len() / (*width).max(1),
         }
     }
 
@@ -68,6 +71,14 @@ impl Samples {
             Self::Text(documents) => {
                 Self::Text(indices.iter().map(|i| documents[*i].clone()).collect())
             }
+            Self::Features { width, values } => Self::Features {
+                width: *width,
+                values: indices
+                    .iter()
+                    .flat_map(|i| &values[i * width..(i + 1) * width])
+                    .copied()
+                    .collect(),
+            },
         }
     }
 }

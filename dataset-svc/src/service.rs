@@ -1,17 +1,24 @@
 //! The service's logic in plain Rust: the catalog, preparation from the data folder into the
 //! cache, the cache's entries, and batches of a prepared split. The gRPC adapter only converts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ra_prepared::{PreparedDataset, PreparedError, Verify, XDtype};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::catalog::{self, CatalogEntry};
+use crate::cache::Cache;
+use crate::catalog::{self, CatalogEntry, SourceFile};
 use crate::config::DataSettings;
+use crate::download::{Downloader, Fetch};
 use crate::error::{DatasetError, bad_option};
-use crate::prepare::{PrepareOptions, Report, prepare_reporting};
+use crate::hub::{self, ColumnMapping, HubDataset};
+use crate::prepare::{PrepareOptions, cached, prepare_reporting};
+use crate::progress::{Progress, Report};
+use crate::raw::RawDataset;
+use crate::synthetic::{self, SyntheticOptions, SyntheticRequest};
 
 /// What a preparation request carries besides the options.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +27,13 @@ pub struct Origin {
     pub source_dir: Option<PathBuf>,
     /// A partial or custom copy: pinned checksums are not enforced.
     pub skip_checksums: bool,
+    /// Never download for this request (the service's `data.offline` also forbids it).
+    pub offline: bool,
+    /// Synthetic generators' options, 0 meaning the generator's default; ignored for real
+    /// datasets.
+    pub synthetic: Option<SyntheticRequest>,
+    /// Columns of a Hugging Face dataset; ignored for catalog datasets.
+    pub hugging_face: Option<ColumnMapping>,
 }
 
 /// One batch of a split, `x` as little-endian bytes.
@@ -65,14 +79,19 @@ impl Datasets {
             ));
         }
         if name.starts_with("hf:") {
-            return Err(DatasetError::Unsupported(
-                "Hugging Face datasets (hf:<repo>) are not served yet".into(),
-            ));
+            return Err(DatasetError::Unsupported(format!(
+                "{name} is a Hugging Face dataset, not a catalog entry: describe it with describe_hub"
+            )));
         }
         catalog::lookup(name)
     }
 
-    /// Reads, verifies and prepares `name`, telling `report` each stage as it begins.
+    /// A Hugging Face dataset reference, checked.
+    pub fn describe_hub(&self, name: &str) -> Result<HubDataset, DatasetError> {
+        HubDataset::parse(name)
+    }
+
+    /// Reads (or generates), verifies and prepares `name`, telling `report` how it goes.
     pub fn prepare(
         &self,
         name: &str,
@@ -80,23 +99,303 @@ impl Datasets {
         options: &PrepareOptions,
         report: Report<'_>,
     ) -> Result<PreparedDataset, DatasetError> {
+        if name.starts_with("hf:") {
+            return self.prepare_hub(name, origin, options, report);
+        }
         let entry = self.describe(name)?;
-        let folder = origin
-            .source_dir
-            .clone()
-            .unwrap_or_else(|| self.settings.data_dir.join(entry.name));
-        report(
+        let mut options = options.clone();
+        options.hugging_face = None;
+        let raw = match entry.origin {
+            catalog::Origin::Generated(generator) => {
+                let request = origin.synthetic.clone().unwrap_or_default();
+                let resolved = SyntheticOptions::resolve(generator, &request)?;
+                options.synthetic = Some(resolved.clone());
+                let identity = synthetic::identity(generator);
+                let cache_root = &self.settings.cache_dir;
+                if let Some(hit) = cached(entry.name, &identity, &options, cache_root, report)? {
+                    self.cache().touch(&hit.manifest().prepared_id);
+                    return Ok(hit);
+                }
+                report(Progress::at(
+                    "generate",
+                    0.0,
+                    format!("drawing {} samples of {name}", resolved.num_samples),
+                ));
+                synthetic::generate(generator, &resolved, options.seed)
+            }
+            catalog::Origin::Files(_) => {
+                options.synthetic = None;
+                let folder = origin
+                    .source_dir
+                    .clone()
+                    .unwrap_or_else(|| self.settings.data_dir.join(entry.name));
+                report(Progress::at(
+                    "parse",
+                    0.0,
+                    format!("reading the originals in {}", folder.display()),
+                ));
+                let raw = match entry.load(&folder, origin.skip_checksums) {
+                    Err(missing @ DatasetError::MissingFile { .. })
+                        if origin.source_dir.is_none() =>
+                    {
+                        self.obtain(entry, &folder, origin.offline, missing, report)?;
+                        entry.load(&folder, origin.skip_checksums)?
+                    }
+                    other => other?,
+                };
+                report(Progress::at(
+                    "parse",
+                    1.0,
+                    format!("read {} original file(s)", raw.source_checksums.len()),
+                ));
+                raw
+            }
+        };
+        self.prepare_raw(&raw, &options, report)
+    }
+
+    /// Prepares originals already read: the cache entry, its last use, the size cap.
+    fn prepare_raw(
+        &self,
+        raw: &RawDataset,
+        options: &PrepareOptions,
+        report: Report<'_>,
+    ) -> Result<PreparedDataset, DatasetError> {
+        let prepared = prepare_reporting(raw, options, &self.settings.cache_dir, report)?;
+        let id = &prepared.manifest().prepared_id;
+        self.cache().touch(id);
+        let evicted = self.cache().enforce_cap(id)?;
+        if !evicted.is_empty() {
+            let ids: Vec<&str> = evicted.iter().map(|e| e.prepared_id.as_str()).collect();
+            report(Progress::at(
+                "write",
+                1.0,
+                format!(
+                    "the cache was over its cap of {} bytes: evicted {}",
+                    self.settings.cache_max_bytes,
+                    ids.join(", ")
+                ),
+            ));
+        }
+        Ok(prepared)
+    }
+
+    /// Reads a Hugging Face dataset's parquet files (from `source_dir`, the data folder, the
+    /// local Hugging Face cache, or the Hub) and prepares it.
+    fn prepare_hub(
+        &self,
+        name: &str,
+        origin: &Origin,
+        options: &PrepareOptions,
+        report: Report<'_>,
+    ) -> Result<PreparedDataset, DatasetError> {
+        let dataset = HubDataset::parse(name)?;
+        let folder = match &origin.source_dir {
+            Some(dir) => dir.clone(),
+            None => self.hub_folder(&dataset, origin.offline, report)?,
+        };
+        report(Progress::at(
             "parse",
-            &format!("reading the originals in {}", folder.display()),
-        );
-        let raw = entry.load(&folder, origin.skip_checksums)?;
-        prepare_reporting(&raw, options, &self.settings.cache_dir, report)
+            0.0,
+            format!("reading the parquet files in {}", folder.display()),
+        ));
+        let mapping = origin.hugging_face.clone().unwrap_or_default();
+        let raw = hub::load(&folder, &dataset, &mapping)?;
+        let options = PrepareOptions {
+            synthetic: None,
+            hugging_face: Some(mapping),
+            ..options.clone()
+        };
+        self.prepare_raw(&raw, &options, report)
+    }
+
+    /// Where `dataset`'s parquet files are: `<data_dir>/hf/<repo>` when it holds some, else
+    /// the newest snapshot in the local Hugging Face cache, else downloaded from the Hub's
+    /// parquet listing into `<data_dir>/hf/<repo>/<config>/<split>/NNNN.parquet`.
+    fn hub_folder(
+        &self,
+        dataset: &HubDataset,
+        offline: bool,
+        report: Report<'_>,
+    ) -> Result<PathBuf, DatasetError> {
+        let local = dataset.folder_in(&self.settings.data_dir);
+        let has_files = |folder: &Path| {
+            hub::parquet_files(folder, dataset).is_ok_and(|files| files.contains_key("train"))
+        };
+        if local.is_dir() && has_files(&local) {
+            return Ok(local);
+        }
+        let hf_home = std::env::var_os("HF_HOME").map(PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/huggingface"))
+        });
+        if let Some(snapshot) = hf_home.and_then(|home| dataset.cached_snapshot(&home))
+            && has_files(&snapshot)
+        {
+            return Ok(snapshot);
+        }
+        if offline || self.settings.offline {
+            return Err(DatasetError::NeedOriginals(format!(
+                "{} is not on this machine and downloads are off: put its parquet files into {} (e.g. {}/train-00000-of-00001.parquet), or name their folder in source_dir",
+                dataset.name(),
+                local.display(),
+                dataset.config.as_deref().unwrap_or("data")
+            )));
+        }
+        let downloader =
+            Downloader::new(self.settings.download_attempts, Duration::from_millis(200));
+        let hub = self.settings.hub_url.trim_end_matches('/');
+        let listing_url = format!("{hub}/api/datasets/{}/parquet", dataset.repo);
+        let listing =
+            downloader
+                .get_json(&listing_url)?
+                .ok_or_else(|| DatasetError::UnknownDataset {
+                    name: dataset.name(),
+                    suggestions: format!(
+                        "the Hub has no public dataset repo {} ({listing_url})",
+                        dataset.repo
+                    ),
+                })?;
+        let configs: Vec<&String> = listing
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        let config = match &dataset.config {
+            Some(config) => config.clone(),
+            None if configs.len() == 1 => configs[0].clone(),
+            None if configs.iter().any(|c| *c == "default") => "default".to_owned(),
+            None => {
+                return Err(bad_option(
+                    "name",
+                    format!(
+                        "{} has several configurations {configs:?}; name one as hf:{}:<config>",
+                        dataset.name(),
+                        dataset.repo
+                    ),
+                ));
+            }
+        };
+        let Some(splits) = listing[&config].as_object() else {
+            return Err(DatasetError::UnknownDataset {
+                name: dataset.name(),
+                suggestions: format!("its configurations are {configs:?}"),
+            });
+        };
+        for (split, urls) in splits {
+            let urls: Vec<&str> = urls
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u.as_str())
+                .collect();
+            for (index, url) in urls.iter().enumerate() {
+                let destination = local
+                    .join(&config)
+                    .join(split)
+                    .join(format!("{index:04}.parquet"));
+                if destination.is_file() {
+                    continue;
+                }
+                report(Progress::bytes("download", 0, 0, (*url).to_owned()));
+                let fetch = Fetch {
+                    url,
+                    sha256: None,
+                    size_bytes: 0,
+                };
+                downloader.fetch(fetch, &destination, report)?;
+            }
+        }
+        Ok(local)
+    }
+
+    fn cache(&self) -> Cache {
+        Cache::new(&self.settings.cache_dir, self.settings.cache_max_bytes)
+    }
+
+    /// Removes a cache entry; returns the bytes freed.
+    pub fn delete_prepared(&self, prepared_id: &str) -> Result<u64, DatasetError> {
+        self.entry_dir(prepared_id)?;
+        self.cache().delete(prepared_id)
+    }
+
+    /// Puts the originals of `entry` that `folder` lacks in place by downloading them, or
+    /// says which files to put where when that is not allowed or not possible. `missing` is
+    /// the loader's refusal, returned as it is when every catalog file is there already.
+    fn obtain(
+        &self,
+        entry: &CatalogEntry,
+        folder: &Path,
+        offline: bool,
+        missing: DatasetError,
+        report: Report<'_>,
+    ) -> Result<(), DatasetError> {
+        let absent: Vec<&SourceFile> = entry
+            .sources
+            .iter()
+            .filter(|source| !folder.join(source.file_name).is_file())
+            .collect();
+        if absent.is_empty() {
+            return Err(missing);
+        }
+        let listing = |files: &[&SourceFile]| {
+            files
+                .iter()
+                .map(|s| format!("{} (from {})", s.file_name, s.url))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if offline || self.settings.offline {
+            return Err(DatasetError::NeedOriginals(format!(
+                "{} is not prepared and downloads are off: put {} into {} (or name a folder in source_dir)",
+                entry.name,
+                listing(&absent),
+                folder.display()
+            )));
+        }
+        let by_hand: Vec<&SourceFile> =
+            absent.iter().copied().filter(|s| !s.downloadable).collect();
+        if !by_hand.is_empty() {
+            return Err(DatasetError::NeedOriginals(format!(
+                "{} cannot be downloaded automatically: fetch {} by hand (unpack archives) and put the files into {}",
+                entry.name,
+                listing(&by_hand),
+                folder.display()
+            )));
+        }
+        let downloader =
+            Downloader::new(self.settings.download_attempts, Duration::from_millis(200));
+        for source in absent {
+            let url = if self.settings.mirror_url.is_empty() {
+                source.url.to_owned()
+            } else {
+                format!(
+                    "{}/{}/{}",
+                    self.settings.mirror_url.trim_end_matches('/'),
+                    entry.name,
+                    source.file_name
+                )
+            };
+            report(Progress::bytes(
+                "download",
+                0,
+                source.size_bytes,
+                url.clone(),
+            ));
+            let fetch = Fetch {
+                url: &url,
+                sha256: source.sha256,
+                size_bytes: source.size_bytes,
+            };
+            downloader.fetch(fetch, &folder.join(source.file_name), report)?;
+        }
+        Ok(())
     }
 
     /// A cache entry, every file's sha256 checked.
     pub fn get_prepared(&self, prepared_id: &str) -> Result<PreparedDataset, DatasetError> {
         let dir = self.entry_dir(prepared_id)?;
-        Ok(PreparedDataset::open(&dir, Verify::Checksums)?)
+        let dataset = PreparedDataset::open(&dir, Verify::Checksums)?;
+        self.cache().touch(prepared_id);
+        Ok(dataset)
     }
 
     /// Every readable cache entry (of `dataset`, when given), by id.
@@ -142,6 +441,7 @@ impl Datasets {
     ) -> Result<(PreparedDataset, Vec<usize>), DatasetError> {
         let dir = self.entry_dir(prepared_id)?;
         let dataset = PreparedDataset::open(&dir, Verify::Sizes)?;
+        self.cache().touch(prepared_id);
         let split_data = dataset.split(split)?;
         let sample_bytes = split_data.sample_len()
             * if request.normalize && split_data.dtype() != XDtype::I64 {

@@ -5,6 +5,11 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
+use crate::bpe::BpeVocabulary;
+use crate::error::DatasetError;
+
 pub const PAD_ID: i64 = 0;
 pub const UNKNOWN_ID: i64 = 1;
 
@@ -80,15 +85,89 @@ impl Vocabulary {
     pub fn encode(&self, documents: &[String], sequence_length: usize) -> Vec<i64> {
         let mut ids = Vec::with_capacity(documents.len() * sequence_length);
         for document in documents {
-            let mut row: Vec<i64> = tokenize(document)
-                .iter()
-                .take(sequence_length)
-                .map(|token| self.ids.get(token).copied().unwrap_or(UNKNOWN_ID))
-                .collect();
-            row.resize(sequence_length, PAD_ID);
-            ids.extend(row);
+            let row = tokenize(document)
+                .into_iter()
+                .map(|token| self.ids.get(&token).copied().unwrap_or(UNKNOWN_ID));
+            push_fixed_length(&mut ids, row, sequence_length);
         }
         ids
+    }
+}
+
+/// Appends `row` truncated or padded (with [`PAD_ID`]) at the end to `sequence_length` ids.
+pub(crate) fn push_fixed_length(
+    ids: &mut Vec<i64>,
+    row: impl Iterator<Item = i64>,
+    sequence_length: usize,
+) {
+    let start = ids.len();
+    ids.extend(row.take(sequence_length));
+    ids.resize(start + sequence_length, PAD_ID);
+}
+
+/// How text becomes token ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    /// Words and punctuation with a minimum frequency.
+    #[default]
+    Word,
+    /// Byte-pair encoding trained on the train split.
+    Bpe,
+}
+
+impl TokenizerKind {
+    pub fn is_word(&self) -> bool {
+        *self == Self::Word
+    }
+}
+
+/// A text encoding fitted on the train split.
+#[derive(Debug)]
+pub enum TextEncoder {
+    Word(Vocabulary),
+    Bpe(Box<BpeVocabulary>),
+}
+
+impl TextEncoder {
+    pub fn fit(
+        kind: TokenizerKind,
+        documents: &[String],
+        min_frequency: usize,
+        max_vocab: usize,
+    ) -> Result<Self, DatasetError> {
+        Ok(match kind {
+            TokenizerKind::Word => Self::Word(Vocabulary::fit(documents, min_frequency, max_vocab)),
+            TokenizerKind::Bpe => Self::Bpe(Box::new(BpeVocabulary::fit(
+                documents,
+                min_frequency,
+                max_vocab,
+            )?)),
+        })
+    }
+
+    /// Ids including the two reserved ones.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Word(vocabulary) => vocabulary.len(),
+            Self::Bpe(vocabulary) => vocabulary.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 2
+    }
+
+    /// `[documents.len(), sequence_length]` token ids, row-major.
+    pub fn encode(
+        &self,
+        documents: &[String],
+        sequence_length: usize,
+    ) -> Result<Vec<i64>, DatasetError> {
+        match self {
+            Self::Word(vocabulary) => Ok(vocabulary.encode(documents, sequence_length)),
+            Self::Bpe(vocabulary) => vocabulary.encode(documents, sequence_length),
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! verification, Python's view of the files, and malformed originals and options refused with
 //! the file and the rule.
 
-use std::path::Path;
 use std::process::Command;
 
-use dataset_svc::{DatasetError, PrepareOptions, prepare, sources};
+mod common;
+
+use common::{gzip, idx, message, write};
+use dataset_svc::{PrepareOptions, prepare, sources};
 use ra_integration_tests::{shared_data_or_skip, skip_or_fail};
 use ra_prepared::{PreparedDataset, Verify};
 use ra_spec::InputSpec;
@@ -246,30 +248,6 @@ print(json.dumps(out))
     );
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    std::fs::write(dir.join(name), bytes).expect("write original");
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).expect("gzip");
-    encoder.finish().expect("gzip")
-}
-
-fn idx(magic: [u8; 4], dims: &[u32], data_len: usize) -> Vec<u8> {
-    let mut bytes = magic.to_vec();
-    for d in dims {
-        bytes.extend(d.to_be_bytes());
-    }
-    bytes.extend(std::iter::repeat_n(1u8, data_len));
-    bytes
-}
-
-fn message(result: Result<impl std::fmt::Debug, DatasetError>) -> String {
-    result.expect_err("must be refused").to_string()
-}
-
 #[test]
 fn malformed_originals_are_refused_with_the_file_and_the_rule() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -352,7 +330,11 @@ fn malformed_originals_are_refused_with_the_file_and_the_rule() {
 
     write(d, "train.tsv", b"sentence\tlabel\ngood film\t1\n");
     write(d, "dev.tsv", b"sentence\tlabel\nbad film\tpositive\n");
-    cases.push(("SST-2 label", message(sources::sst2(d)), "not 0 or 1"));
+    cases.push((
+        "SST-2 label",
+        message(sources::sst2(d)),
+        "label \"positive\", not one of [\"0\", \"1\"]",
+    ));
 
     let mut failures = Vec::new();
     for (case, got, expected) in &cases {
@@ -473,8 +455,9 @@ fn the_catalog_verifies_pinned_checksums_and_refuses_an_altered_copy() {
 
     // The same rows compressed again: other bytes, so another sha256.
     let copy = tempfile::tempdir().expect("tempdir");
-    let (rows, _) = dataset_svc::formats::read_original(&data.join("digits/digits.csv.gz"))
-        .expect("read digits");
+    let path = data.join("digits/digits.csv.gz");
+    let (stored, _) = dataset_svc::formats::read_stored(&path).expect("read digits");
+    let rows = dataset_svc::formats::decompressed(&path, stored).expect("gunzip digits");
     write(copy.path(), "digits.csv.gz", &gzip(&rows));
     let error = digits
         .load(copy.path(), false)

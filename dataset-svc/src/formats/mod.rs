@@ -12,17 +12,21 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{DatasetError, io, malformed};
 
-/// An original file's bytes (gunzipped when its name ends in `.gz`) and the sha256 of the file
-/// as stored.
-pub fn read_original(path: &Path) -> Result<(Vec<u8>, String), DatasetError> {
+/// A file's bytes as stored and their sha256.
+pub fn read_stored(path: &Path) -> Result<(Vec<u8>, String), DatasetError> {
     let stored = std::fs::read(path).map_err(io(path))?;
     let sha256 = hex::encode(Sha256::digest(&stored));
+    Ok((stored, sha256))
+}
+
+/// The content of a stored original: gunzipped when its name ends in `.gz`.
+pub fn decompressed(path: &Path, stored: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
     if path.extension().is_some_and(|extension| extension == "gz") {
         let mut bytes = Vec::new();
         flate2::read::GzDecoder::new(stored.as_slice())
             .read_to_end(&mut bytes)
             .map_err(|error| malformed(path, "gzip", error.to_string()))?;
-        return Ok((bytes, sha256));
+        return Ok(bytes);
     }
-    Ok((stored, sha256))
+    Ok(stored)
 }
