@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Batches of samples decode without a copy (a slice of the receive buffer).
+        .bytes(".ra.dataset.v1.Batch.x")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -447,7 +447,7 @@ impl DatasetService for DatasetGrpc {
                         index: data.index,
                         x_shape: data.x_shape,
                         x_dtype: data.x_dtype.to_owned(),
-                        x: data.x,
+                        x: data.x.into(),
                         y: data.y,
                     })
                     .map_err(|error| Status::from(DatasetError::from(error)));

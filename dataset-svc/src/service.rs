@@ -490,7 +490,9 @@ impl Datasets {
     }
 }
 
-/// Batch `index` of `order` from `split` of `dataset`.
+/// Batch `index` of `order` from `split` of `dataset`: the samples as stored (raw bytes
+/// copied from the mapped file), or, with `normalize`, as f32 with the manifest's
+/// normalisation applied (token ids are never normalised).
 pub fn batch(
     dataset: &PreparedDataset,
     split: &str,
@@ -511,56 +513,63 @@ pub fn batch(
             .map(|d| *d as u64),
     );
     let y = indices.iter().map(|i| data.labels()[*i]).collect();
-    if data.dtype() == XDtype::I64 {
-        let mut ids = vec![0i64; sample_len];
-        let mut x = Vec::with_capacity(indices.len() * sample_len * 8);
+    if !request.normalize || data.dtype() == XDtype::I64 {
+        let mut x = Vec::with_capacity(indices.len() * sample_len * data.dtype().bytes());
         for i in indices {
-            data.sample_i64(*i, &mut ids);
-            x.extend(ids.iter().flat_map(|v| v.to_le_bytes()));
+            x.extend_from_slice(data.sample_bytes(*i));
         }
         return Ok(BatchData {
             index: index as u64,
             x_shape,
-            x_dtype: XDtype::I64.name(),
+            x_dtype: data.dtype().name(),
             x,
             y,
         });
     }
+    let (offset, scale) = normalisation_per_value(&dataset.manifest().normalization, sample_len);
     let mut values = vec![0f32; sample_len];
-    let stats = &dataset.manifest().normalization;
-    let group = if stats.mean.is_empty() {
-        1
-    } else {
-        sample_len / stats.mean.len()
-    };
-    let raw_u8 = data.dtype() == XDtype::U8 && !request.normalize;
-    let mut x = Vec::with_capacity(indices.len() * sample_len * if raw_u8 { 1 } else { 4 });
-    for i in indices {
+    let mut x = vec![0u8; indices.len() * sample_len * 4];
+    for (i, out) in indices.iter().zip(x.chunks_exact_mut(sample_len * 4)) {
         data.sample_f32(*i, &mut values);
-        if raw_u8 {
-            x.extend(values.iter().map(|v| *v as u8));
-            continue;
+        for (((bytes, value), offset), scale) in out
+            .chunks_exact_mut(4)
+            .zip(&values)
+            .zip(&offset)
+            .zip(&scale)
+        {
+            bytes.copy_from_slice(&((value - offset) * scale).to_le_bytes());
         }
-        if request.normalize && !stats.mean.is_empty() {
-            for (position, value) in values.iter_mut().enumerate() {
-                let g = position / group.max(1);
-                let std = if stats.std[g] > 0.0 {
-                    stats.std[g]
-                } else {
-                    1.0
-                };
-                *value = ((f64::from(*value) - stats.mean[g]) / std) as f32;
-            }
-        }
-        x.extend(values.iter().flat_map(|v| v.to_le_bytes()));
     }
     Ok(BatchData {
         index: index as u64,
         x_shape,
-        x_dtype: if raw_u8 { XDtype::U8 } else { XDtype::F32 }.name(),
+        x_dtype: XDtype::F32.name(),
         x,
         y,
     })
+}
+
+/// The manifest's mean and 1/std (one per channel or feature) spread over every value of a
+/// sample; no statistics leave values as they are.
+fn normalisation_per_value(
+    stats: &ra_prepared::Normalization,
+    sample_len: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    if stats.mean.is_empty() {
+        return (vec![0.0; sample_len], vec![1.0; sample_len]);
+    }
+    let group = (sample_len / stats.mean.len()).max(1);
+    (0..sample_len)
+        .map(|position| {
+            let g = (position / group).min(stats.mean.len() - 1);
+            let std = if stats.std[g] > 0.0 {
+                stats.std[g]
+            } else {
+                1.0
+            };
+            (stats.mean[g] as f32, (1.0 / std) as f32)
+        })
+        .unzip()
 }
 
 /// The number of batches `request` yields from `samples` samples.

@@ -55,7 +55,8 @@ impl Split {
         &self.labels
     }
 
-    fn sample_bytes(&self, index: usize) -> &[u8] {
+    /// Sample `index` as stored: the little-endian bytes of its dtype.
+    pub fn sample_bytes(&self, index: usize) -> &[u8] {
         let width = self.sample_len * self.dtype.bytes();
         let start = self.x_range.start + index * width;
         &self.map[start..start + width]

@@ -70,7 +70,7 @@ impl Generator {
     pub fn defaults(self) -> SyntheticOptions {
         let (num_samples, num_classes, size, channels, noise, difficulty) = match self {
             Self::Clusters => (2_000, 4, 16, 0, 1.0, 0.3),
-            Self::Shapes => (3_000, 5, 32, 3, 0.1, 0.3),
+            Self::Shapes => (3_000, 5, 32, 3, 0.08, 0.2),
             Self::Tabular => (2_000, 3, 8, 0, 0.5, 0.3),
             Self::Text => (2_000, 4, 40, 0, 0.1, 0.3),
         };
