@@ -267,3 +267,97 @@ fn hub_datasets_download_through_the_parquet_listing_and_unknown_repos_are_not_f
         "{error}"
     );
 }
+
+/// An 8×6 RGB PNG whose red channel is `red` everywhere and whose green channel counts the
+/// pixels.
+fn png_image(red: u8) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, 8, 6);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    let pixels: Vec<u8> = (0..48u8).flat_map(|i| [red, i, 7]).collect();
+    writer.write_image_data(&pixels).expect("png data");
+    writer.finish().expect("png end");
+    bytes
+}
+
+#[test]
+fn hub_images_decode_from_the_bytes_struct_into_channel_planes() {
+    let data = tempfile::tempdir().expect("data");
+    let path = data
+        .path()
+        .join("hf/someone/tiny-images/default/train/0000.parquet");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("folder");
+    let schema = Arc::new(
+        parse_message_type(
+            "message schema { REQUIRED group image { REQUIRED BYTE_ARRAY bytes; REQUIRED BYTE_ARRAY path (UTF8); } REQUIRED INT64 label; }",
+        )
+        .expect("schema"),
+    );
+    let file = File::create(&path).expect("create");
+    let mut writer =
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build()))
+            .expect("writer");
+    let mut group = writer.next_row_group().expect("row group");
+    let images: Vec<ByteArray> = (0..10u8)
+        .map(|i| ByteArray::from(png_image(i * 20)))
+        .collect();
+    let names: Vec<ByteArray> = (0..10)
+        .map(|i| ByteArray::from(format!("{i}.png").as_str()))
+        .collect();
+    let labels: Vec<i64> = (0..10).map(|i| i % 2).collect();
+    let mut column = group.next_column().expect("column").expect("bytes");
+    column
+        .typed::<ByteArrayType>()
+        .write_batch(&images, None, None)
+        .expect("bytes");
+    column.close().expect("close");
+    let mut column = group.next_column().expect("column").expect("path");
+    column
+        .typed::<ByteArrayType>()
+        .write_batch(&names, None, None)
+        .expect("paths");
+    column.close().expect("close");
+    let mut column = group.next_column().expect("column").expect("label");
+    column
+        .typed::<Int64Type>()
+        .write_batch(&labels, None, None)
+        .expect("labels");
+    column.close().expect("close");
+    group.close().expect("close group");
+    writer.close().expect("close file");
+
+    let datasets = Datasets::new(settings(data.path(), data.path().join("cache").as_path()));
+    let raw = dataset_svc::hub::load(
+        &data.path().join("hf/someone/tiny-images"),
+        &dataset_svc::hub::HubDataset::parse("hf:someone/tiny-images").expect("name"),
+        &ColumnMapping::default(),
+    )
+    .expect("images");
+    let dataset_svc::Samples::Images {
+        channels,
+        height,
+        width,
+        pixels,
+    } = &raw.train.samples
+    else {
+        panic!("images expected")
+    };
+    assert_eq!((*channels, *height, *width), (3, 6, 8));
+    assert_eq!(
+        raw.class_names,
+        ["0", "1"],
+        "no ClassLabel metadata: the label values"
+    );
+    let second = &pixels[3 * 48..6 * 48];
+    assert!(
+        second[..48].iter().all(|v| *v == 20),
+        "red plane of image 1"
+    );
+    assert_eq!(second[48 + 9], 9, "green plane counts the pixels");
+    assert!(second[96..].iter().all(|v| *v == 7), "blue plane");
+    let prepared =
+        prepare(&datasets, "hf:someone/tiny-images", &Origin::default()).expect("prepare");
+    assert_eq!(prepared.manifest().x_dtype, XDtype::U8);
+}
