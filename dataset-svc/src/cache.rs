@@ -37,12 +37,17 @@ impl Cache {
 
     /// Records that `prepared_id` was used now. Failing to record is logged, not fatal.
     pub fn touch(&self, prepared_id: &str) {
+        self.touch_at(prepared_id, SystemTime::now());
+    }
+
+    /// Records that `prepared_id` was last used at `when`.
+    pub fn touch_at(&self, prepared_id: &str, when: SystemTime) {
         let marker = self.usage_marker(prepared_id);
         let recorded = marker
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| std::fs::File::create(&marker))
-            .and_then(|file| file.set_modified(SystemTime::now()));
+            .and_then(|file| file.set_modified(when));
         if let Err(error) = recorded {
             tracing::warn!(prepared_id, %error, "could not record the use of a cache entry");
         }
@@ -148,10 +153,10 @@ mod tests {
     fn the_cap_evicts_the_least_recently_used_first_and_keeps_the_newest() {
         let root = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(root.path(), 250);
-        for id in ["a", "b", "c"] {
+        let minutes_ago = |m: u64| SystemTime::now() - std::time::Duration::from_secs(60 * m);
+        for (id, age) in [("a", 30), ("b", 20), ("c", 10)] {
             entry(root.path(), id, 100);
-            cache.touch(id);
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            cache.touch_at(id, minutes_ago(age));
         }
         cache.touch("a");
         let evicted = cache.enforce_cap("c").expect("cap");

@@ -25,6 +25,8 @@ pub struct DataSettings {
     /// Size cap of the prepared-dataset cache in bytes; least recently used entries are
     /// evicted after a preparation pushes it over. 0: no cap.
     pub cache_max_bytes: u64,
+    /// Largest file a download may write; a larger one is refused and deleted.
+    pub max_download_bytes: u64,
     /// The Hugging Face Hub, for `hf:` datasets.
     pub hub_url: String,
     /// Attempts per download before giving up (interrupted transfers resume).
@@ -50,6 +52,7 @@ impl Default for DatasetConfig {
                 mirror_url: String::new(),
                 cache_max_bytes: 20 << 30,
                 download_attempts: 4,
+                max_download_bytes: 16 << 30,
                 hub_url: "https://huggingface.co".into(),
             },
         }
@@ -77,6 +80,9 @@ impl ServiceConfig for DatasetConfig {
                 "data.hub_url {:?} must start with http:// or https://",
                 self.data.hub_url
             ));
+        }
+        if self.data.max_download_bytes == 0 {
+            return Err("data.max_download_bytes must be above 0".into());
         }
         if self.data.download_attempts == 0 || self.data.download_attempts > 100 {
             return Err("data.download_attempts must be 1 to 100".into());

@@ -21,6 +21,9 @@ pub struct Downloader {
     attempts: u32,
     /// Wait before the second attempt; doubled for each further one.
     first_backoff: Duration,
+    /// A file growing past this is refused and deleted (a wrong URL or a hostile server must
+    /// not fill the disk).
+    max_bytes: u64,
 }
 
 /// One file to fetch.
@@ -36,7 +39,7 @@ pub struct Fetch<'a> {
 const REPORT_EVERY: u64 = 1 << 20;
 
 impl Downloader {
-    pub fn new(attempts: u32, first_backoff: Duration) -> Self {
+    pub fn new(attempts: u32, first_backoff: Duration, max_bytes: u64) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
@@ -51,6 +54,7 @@ impl Downloader {
             agent,
             attempts: attempts.max(1),
             first_backoff,
+            max_bytes,
         }
     }
 
@@ -187,6 +191,17 @@ impl Downloader {
             file.write_all(&buffer[..read])
                 .map_err(|e| Failure::Fatal(io(part)(e)))?;
             done += read as u64;
+            if done > self.max_bytes {
+                drop(file);
+                let _ = std::fs::remove_file(part);
+                return Err(Failure::Fatal(DatasetError::Download {
+                    url: fetch.url.to_owned(),
+                    message: format!(
+                        "the file grew past data.max_download_bytes ({} bytes) and was deleted",
+                        self.max_bytes
+                    ),
+                }));
+            }
             if done - reported >= REPORT_EVERY {
                 reported = done;
                 report(Progress::bytes("download", done, total, fetch.url));

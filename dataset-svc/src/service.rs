@@ -2,6 +2,7 @@
 //! cache, the cache's entries, and batches of a prepared split. The gRPC adapter only converts.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ra_prepared::{PreparedDataset, PreparedError, Verify, XDtype};
@@ -60,11 +61,24 @@ pub struct BatchRequest {
 #[derive(Debug, Clone)]
 pub struct Datasets {
     settings: DataSettings,
+    /// Held while originals are downloaded, so that two preparations never write the same
+    /// `.part` file.
+    downloads: Arc<Mutex<()>>,
 }
 
 impl Datasets {
     pub fn new(settings: DataSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            downloads: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The download lock; a panic of an earlier holder does not poison downloads for good.
+    fn download_guard(&self) -> MutexGuard<'_, ()> {
+        self.downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn catalog(&self) -> &'static [CatalogEntry] {
@@ -241,8 +255,8 @@ impl Datasets {
                 dataset.config.as_deref().unwrap_or("data")
             )));
         }
-        let downloader =
-            Downloader::new(self.settings.download_attempts, Duration::from_millis(200));
+        let _downloading = self.download_guard();
+        let downloader = self.downloader();
         let hub = self.settings.hub_url.trim_end_matches('/');
         let listing_url = format!("{hub}/api/datasets/{}/parquet", dataset.repo);
         let listing =
@@ -307,6 +321,14 @@ impl Datasets {
         Ok(local)
     }
 
+    fn downloader(&self) -> Downloader {
+        Downloader::new(
+            self.settings.download_attempts,
+            Duration::from_millis(200),
+            self.settings.max_download_bytes,
+        )
+    }
+
     fn cache(&self) -> Cache {
         Cache::new(&self.settings.cache_dir, self.settings.cache_max_bytes)
     }
@@ -361,9 +383,12 @@ impl Datasets {
                 folder.display()
             )));
         }
-        let downloader =
-            Downloader::new(self.settings.download_attempts, Duration::from_millis(200));
+        let _downloading = self.download_guard();
+        let downloader = self.downloader();
         for source in absent {
+            if folder.join(source.file_name).is_file() {
+                continue; // fetched by a preparation that held the lock before this one
+            }
             let url = if self.settings.mirror_url.is_empty() {
                 source.url.to_owned()
             } else {

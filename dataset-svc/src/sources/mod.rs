@@ -65,7 +65,8 @@ impl Originals {
             if !entry.header().entry_type().is_file() || !keep(&name) {
                 continue;
             }
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            // The header's size is not trusted for the allocation; the bytes present are read.
+            let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).map_err(bad)?;
             members.push((name, bytes));
         }

@@ -361,7 +361,10 @@ pub fn svhn(folder: &Path) -> Result<RawDataset, DatasetError> {
                 ));
             }
         };
-        if channels != 3 || labels.len() != count || pixels.len() != height * width * 3 * count {
+        let expected = height
+            .checked_mul(width)
+            .and_then(|plane| plane.checked_mul(3 * count));
+        if channels != 3 || labels.len() != count || Some(pixels.len()) != expected {
             return Err(malformed(
                 &path,
                 "SVHN .mat",
