@@ -2,30 +2,12 @@
 //! `../shared/data`: Titanic (tabular), SST-2 (text) and the CIFAR-10 subset (RGB images with
 //! augmentation).
 
-use burn::tensor::Device;
 use dataset_svc::{PrepareOptions, sources};
 use ra_spec::{Augmentation, InputSpec, Layer, ModelSpec, TrainSpec};
-use ra_trainer::{RunConfig, train};
 
 mod common;
 
-use common::{Quiet, adam, prepared};
-
-fn run(
-    model: ModelSpec,
-    train_spec: TrainSpec,
-    seed: u64,
-    dataset: &ra_prepared::PreparedDataset,
-) -> ra_trainer::RunOutcome {
-    let config = RunConfig {
-        model,
-        train: train_spec,
-        seed,
-        device: Device::flex(),
-        output: None,
-    };
-    train(dataset, &config, &mut Quiet).expect("train")
-}
+use common::{adam, prepared, run};
 
 #[test]
 fn an_mlp_on_titanic_reaches_78_percent() {

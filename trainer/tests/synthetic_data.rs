@@ -3,13 +3,11 @@
 
 mod common;
 
-use burn::tensor::Device;
-use common::{Quiet, adam};
+use common::{adam, run};
 use dataset_svc::synthetic::{Generator, SyntheticOptions, generate};
 use dataset_svc::{PrepareOptions, prepare};
 use ra_prepared::PreparedDataset;
 use ra_spec::{Layer, ModelSpec, TrainSpec};
-use ra_trainer::{RunConfig, RunOutcome, train};
 
 /// `generator` at its default options, prepared under `cache`.
 fn prepared(generator: Generator, cache: &std::path::Path) -> PreparedDataset {
@@ -21,17 +19,6 @@ fn prepared(generator: Generator, cache: &std::path::Path) -> PreparedDataset {
         ..PrepareOptions::default()
     };
     prepare(&raw, &prepare_options, cache).expect("prepare")
-}
-
-fn run(model: ModelSpec, train_spec: TrainSpec, dataset: &PreparedDataset) -> RunOutcome {
-    let config = RunConfig {
-        model,
-        train: train_spec,
-        seed: 1,
-        device: Device::flex(),
-        output: None,
-    };
-    train(dataset, &config, &mut Quiet).expect("train")
 }
 
 #[test]
@@ -55,7 +42,7 @@ fn a_small_cnn_learns_the_default_shapes_in_a_few_epochs() {
             Layer::linear(5),
         ],
     };
-    let outcome = run(model, adam(8), &dataset);
+    let outcome = run(model, adam(8), 1, &dataset);
     let accuracy = outcome.final_record.val_accuracy;
     eprintln!("shapes: val accuracy {accuracy:.4}");
     assert!(accuracy >= 0.85, "shapes val accuracy {accuracy:.4} < 0.85");
@@ -73,7 +60,7 @@ fn mlps_and_a_bag_of_embeddings_learn_the_other_generators() {
             num_classes: classes,
             layers: vec![Layer::linear(64), Layer::relu(), Layer::linear(classes)],
         };
-        let accuracy = run(model, adam(15), &dataset).final_record.val_accuracy;
+        let accuracy = run(model, adam(15), 1, &dataset).final_record.val_accuracy;
         eprintln!("{generator:?}: val accuracy {accuracy:.4}");
         assert!(
             accuracy >= bar,
@@ -95,7 +82,9 @@ fn mlps_and_a_bag_of_embeddings_learn_the_other_generators() {
         learning_rate: 5e-3,
         ..adam(10)
     };
-    let accuracy = run(model, train_spec, &dataset).final_record.val_accuracy;
+    let accuracy = run(model, train_spec, 1, &dataset)
+        .final_record
+        .val_accuracy;
     eprintln!("synthetic-text: val accuracy {accuracy:.4}");
     assert!(
         accuracy >= 0.8,

@@ -10,8 +10,8 @@ use dataset_svc::{DatasetError, PrepareOptions, RawDataset, prepare, sources};
 use ra_integration_tests::shared_data_or_skip;
 use ra_prepared::PreparedDataset;
 use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
-use ra_trainer::Reporter;
 use ra_trainer::metrics::EpochRecord;
+use ra_trainer::{Reporter, RunConfig, RunOutcome, train};
 
 pub struct Quiet;
 
@@ -42,6 +42,23 @@ pub fn prepared_digits(cache: &Path) -> Option<PreparedDataset> {
         &PrepareOptions::default(),
         cache,
     )
+}
+
+/// Trains `model` on `dataset` with `seed` on the flex backend, quietly.
+pub fn run(
+    model: ModelSpec,
+    train_spec: TrainSpec,
+    seed: u64,
+    dataset: &PreparedDataset,
+) -> RunOutcome {
+    let config = RunConfig {
+        model,
+        train: train_spec,
+        seed,
+        device: burn::tensor::Device::flex(),
+        output: None,
+    };
+    train(dataset, &config, &mut Quiet).expect("train")
 }
 
 pub fn adam(epochs: u32) -> TrainSpec {
