@@ -72,9 +72,7 @@ impl Downloader {
         let part = part_path(destination);
         let mut last_error = String::new();
         for attempt in 0..self.attempts {
-            if attempt > 0 {
-                std::thread::sleep(self.first_backoff * 2u32.saturating_pow(attempt - 1));
-            }
+            self.back_off(attempt);
             match self.attempt(fetch, &part, report) {
                 Ok(()) => return finish(fetch, &part, destination, report),
                 Err(Failure::Retry(message)) => {
@@ -95,6 +93,13 @@ impl Downloader {
         })
     }
 
+    /// Waits before attempt `attempt` (none before the first; then doubling).
+    fn back_off(&self, attempt: u32) {
+        if attempt > 0 {
+            std::thread::sleep(self.first_backoff * 2u32.saturating_pow(attempt - 1));
+        }
+    }
+
     /// A small JSON document (an API listing); `Ok(None)` when the server answers 404.
     pub fn get_json(&self, url: &str) -> Result<Option<serde_json::Value>, DatasetError> {
         let failed = |message: String| DatasetError::Download {
@@ -103,9 +108,7 @@ impl Downloader {
         };
         let mut last_error = String::new();
         for attempt in 0..self.attempts {
-            if attempt > 0 {
-                std::thread::sleep(self.first_backoff * 2u32.saturating_pow(attempt - 1));
-            }
+            self.back_off(attempt);
             let mut response = match self.agent.get(url).call() {
                 Ok(response) => response,
                 Err(error) => {

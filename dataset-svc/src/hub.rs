@@ -6,7 +6,6 @@
 //! file's `huggingface` metadata, else from the label values themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -169,11 +168,11 @@ type Rows = Vec<Vec<(String, Field)>>;
 /// Rows and the Hugging Face feature metadata (`info.features`) of parquet files.
 type Table = (Rows, Option<serde_json::Value>);
 
-/// The rows of one parquet file as named fields, and its Hugging Face feature metadata.
-fn read_rows(path: &Path) -> Result<Table, DatasetError> {
-    let file = File::open(path).map_err(io(path))?;
+/// The rows of one parquet file (its bytes as read from `path`) as named fields, and its
+/// Hugging Face feature metadata.
+fn read_rows(stored: Vec<u8>, path: &Path) -> Result<Table, DatasetError> {
     let bad = |error: parquet::errors::ParquetError| malformed(path, "parquet", error.to_string());
-    let reader = SerializedFileReader::new(file).map_err(bad)?;
+    let reader = SerializedFileReader::new(bytes::Bytes::from(stored)).map_err(bad)?;
     let features = reader
         .metadata()
         .file_metadata()
@@ -246,10 +245,10 @@ pub fn load(
         let mut all = Vec::new();
         let mut features = None;
         for path in paths {
-            let (_, sha256) = crate::formats::read_stored(path)?;
+            let (stored, sha256) = crate::formats::read_stored(path)?;
             let relative = path.strip_prefix(folder).unwrap_or(path);
             checksums.insert(relative.to_string_lossy().into_owned(), sha256);
-            let (rows, meta) = read_rows(path)?;
+            let (rows, meta) = read_rows(stored, path)?;
             features = features.or(meta);
             all.extend(rows);
         }

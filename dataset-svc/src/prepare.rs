@@ -197,16 +197,14 @@ pub fn prepared_id(
     Ok(content_id(dataset, checksums, &options_json(options)?))
 }
 
-/// The verified cache entry for these originals and options, if there is one; a damaged
-/// entry is removed (and `None` returned, so that it is rebuilt).
+/// The verified cache entry `prepared_id`, if there is one; a damaged entry is removed (and
+/// `None` returned, so that it is rebuilt).
 pub fn cached(
-    dataset: &str,
-    checksums: &BTreeMap<String, String>,
-    options: &PrepareOptions,
     cache_root: &Path,
+    prepared_id: &str,
     report: Report<'_>,
 ) -> Result<Option<PreparedDataset>, DatasetError> {
-    let target = cache_root.join(prepared_id(dataset, checksums, options)?);
+    let target = cache_root.join(prepared_id);
     if !target.exists() {
         return Ok(None);
     }
@@ -239,17 +237,11 @@ pub fn prepare_reporting(
     report: Report<'_>,
 ) -> Result<PreparedDataset, DatasetError> {
     options.check(raw)?;
-    if let Some(dataset) = cached(
-        &raw.name,
-        &raw.source_checksums,
-        options,
-        cache_root,
-        report,
-    )? {
+    let options_json = options_json(options)?;
+    let prepared_id = content_id(&raw.name, &raw.source_checksums, &options_json);
+    if let Some(dataset) = cached(cache_root, &prepared_id, report)? {
         return Ok(dataset);
     }
-    let prepared_id = prepared_id(&raw.name, &raw.source_checksums, options)?;
-    let options_json = options_json(options)?;
     report(Progress::at(
         "preprocess",
         0.0,

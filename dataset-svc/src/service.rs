@@ -16,7 +16,7 @@ use crate::config::DataSettings;
 use crate::download::{Downloader, Fetch};
 use crate::error::{DatasetError, bad_option};
 use crate::hub::{self, ColumnMapping, HubDataset};
-use crate::prepare::{PrepareOptions, cached, prepare_reporting};
+use crate::prepare::{PrepareOptions, cached, prepare_reporting, prepared_id};
 use crate::progress::{Progress, Report};
 use crate::raw::RawDataset;
 use crate::synthetic::{self, SyntheticOptions, SyntheticRequest};
@@ -124,9 +124,8 @@ impl Datasets {
                 let request = origin.synthetic.clone().unwrap_or_default();
                 let resolved = SyntheticOptions::resolve(generator, &request)?;
                 options.synthetic = Some(resolved.clone());
-                let identity = synthetic::identity(generator);
-                let cache_root = &self.settings.cache_dir;
-                if let Some(hit) = cached(entry.name, &identity, &options, cache_root, report)? {
+                let id = prepared_id(entry.name, &synthetic::identity(generator), &options)?;
+                if let Some(hit) = cached(&self.settings.cache_dir, &id, report)? {
                     self.cache().touch(&hit.manifest().prepared_id);
                     return Ok(hit);
                 }
