@@ -5,24 +5,29 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dataset_svc::synthetic::{Generator, SyntheticOptions, generate};
-use dataset_svc::{PrepareOptions, prepare};
+use dataset_svc::config::DataSettings;
+use dataset_svc::service::{Datasets, Origin};
+use dataset_svc::{DatasetConfig, PrepareOptions};
 use ra_prepared::{Manifest, PreparedDataset, Verify};
 use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
 use sandbox_svc::{
     CommandJob, InputFile, Job, JobKind, Limits, Policy, TrainJob, Validation, validate,
 };
 
-/// The `synthetic` dataset (16 features, 4 classes) prepared under `cache`; its id.
+/// The `synthetic` dataset (16 features, 4 classes) prepared through dataset-svc under
+/// `cache`; its id.
 fn prepared(cache: &Path) -> String {
-    let options = SyntheticOptions::resolve(Generator::Clusters, &SyntheticOptions::default())
-        .expect("defaults");
-    let raw = generate(Generator::Clusters, &options, 1);
-    let prepare_options = PrepareOptions {
-        synthetic: Some(options),
+    let datasets = Datasets::new(DataSettings {
+        cache_dir: cache.to_path_buf(),
+        ..DatasetConfig::default().data
+    });
+    let options = PrepareOptions {
+        seed: 1,
         ..PrepareOptions::default()
     };
-    let dataset = prepare(&raw, &prepare_options, cache).expect("prepare");
+    let dataset = datasets
+        .prepare("synthetic", &Origin::default(), &options, &mut |_| {})
+        .expect("prepare");
     dataset.manifest().prepared_id.clone()
 }
 

@@ -4,27 +4,32 @@
 mod common;
 
 use common::{adam, run};
-use dataset_svc::synthetic::{Generator, SyntheticOptions, generate};
-use dataset_svc::{PrepareOptions, prepare};
+use dataset_svc::config::DataSettings;
+use dataset_svc::service::{Datasets, Origin};
+use dataset_svc::{DatasetConfig, PrepareOptions};
 use ra_prepared::PreparedDataset;
 use ra_spec::{Layer, ModelSpec, TrainSpec};
 
-/// `generator` at its default options, prepared under `cache`.
-fn prepared(generator: Generator, cache: &std::path::Path) -> PreparedDataset {
-    let options = SyntheticOptions::resolve(generator, &SyntheticOptions::default())
-        .expect("default options");
-    let raw = generate(generator, &options, 1);
-    let prepare_options = PrepareOptions {
-        synthetic: Some(options),
+/// The generated dataset `name` at its default options (samples drawn from seed 1),
+/// prepared through dataset-svc under `cache`.
+fn prepared(name: &str, cache: &std::path::Path) -> PreparedDataset {
+    let datasets = Datasets::new(DataSettings {
+        cache_dir: cache.to_path_buf(),
+        ..DatasetConfig::default().data
+    });
+    let options = PrepareOptions {
+        seed: 1,
         ..PrepareOptions::default()
     };
-    prepare(&raw, &prepare_options, cache).expect("prepare")
+    datasets
+        .prepare(name, &Origin::default(), &options, &mut |_| {})
+        .expect("prepare")
 }
 
 #[test]
 fn a_small_cnn_learns_the_default_shapes_in_a_few_epochs() {
     let cache = tempfile::tempdir().expect("tempdir");
-    let dataset = prepared(Generator::Shapes, cache.path());
+    let dataset = prepared("shapes", cache.path());
     let model = ModelSpec {
         name: "shapes-cnn".into(),
         input: dataset.manifest().input.clone(),
@@ -51,7 +56,7 @@ fn a_small_cnn_learns_the_default_shapes_in_a_few_epochs() {
 #[test]
 fn mlps_and_a_bag_of_embeddings_learn_the_other_generators() {
     let cache = tempfile::tempdir().expect("tempdir");
-    for (generator, bar) in [(Generator::Clusters, 0.9), (Generator::Tabular, 0.8)] {
+    for (generator, bar) in [("synthetic", 0.9), ("synthetic-tabular", 0.8)] {
         let dataset = prepared(generator, cache.path());
         let classes = dataset.manifest().class_names.len() as u32;
         let model = ModelSpec {
@@ -61,13 +66,13 @@ fn mlps_and_a_bag_of_embeddings_learn_the_other_generators() {
             layers: vec![Layer::linear(64), Layer::relu(), Layer::linear(classes)],
         };
         let accuracy = run(model, adam(15), 1, &dataset).final_record.val_accuracy;
-        eprintln!("{generator:?}: val accuracy {accuracy:.4}");
+        eprintln!("{generator}: val accuracy {accuracy:.4}");
         assert!(
             accuracy >= bar,
-            "{generator:?} val accuracy {accuracy:.4} < {bar}"
+            "{generator} val accuracy {accuracy:.4} < {bar}"
         );
     }
-    let dataset = prepared(Generator::Text, cache.path());
+    let dataset = prepared("synthetic-text", cache.path());
     let model = ModelSpec {
         name: "bag-of-embeddings".into(),
         input: dataset.manifest().input.clone(),
