@@ -1,20 +1,74 @@
 //! sandbox-svc: untrusted jobs — training a ModelSpec with `ra-trainer`, or a user's own
-//! command — checked statically before anything runs, then run isolated and limited.
+//! command — checked statically, then run isolated, limited and watched, and cleaned up.
 //!
-//! Built so far (issue 5 is in progress; see the README's sandbox section):
-//! - [`limits`]: resource limits with configured defaults and hard caps.
-//! - [`job`]: what a job is, as plain Rust types.
-//! - [`validate`]: the static checks of `ValidateJob`: the spec through `ra-spec` (shapes,
-//!   budgets, training memory against the memory limit), the dataset's fit, the limits, the
-//!   command and environment allowlists and the input files. A refusal names the rule and the
-//!   value.
-//!
-//! Execution backends (`process`, `docker`), the job queue and the gRPC service come next.
+//! - [`limits`], [`job`], [`validate`]: limits with defaults and caps, what a job is, and the
+//!   static checks of ValidateJob (every broken rule named with value and limit).
+//! - [`process`]: the `process` backend (namespaces, cgroups or rlimits, seccomp, a new root).
+//! - [`docker`]: the `docker` backend (bollard; a locally built `FROM scratch` image).
+//! - [`backend`]: what both backends take and give back.
+//! - [`workdir`]: a job's host folder and sized scratch; outputs copied out; reaping.
+//! - [`protocol`], [`supervise`]: output lines and metrics records; the watch loop (output
+//!   cap, timeout, cancellation, resource samples) and the classification of exits.
+//! - [`executor`]: one job from checks to clean-up; [`jobs`]: the queue and job table.
+//! - [`grpc`], [`convert`], [`config`]: the tonic adapter, proto conversions, configuration.
 
+pub mod backend;
+pub mod config;
+pub mod convert;
+pub mod docker;
+pub mod events;
+pub mod executor;
+pub mod grpc;
 pub mod job;
+pub mod jobs;
 pub mod limits;
+pub mod process;
+pub mod protocol;
+pub mod supervise;
 pub mod validate;
+pub mod workdir;
 
+use ra_proto::service_names;
+use ra_serve::{GrpcServer, ServeError, Shutdown};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use config::{SandboxConfig, SandboxSettings};
+pub use events::{BackendKind, Event, ExitReason, JobResult};
+pub use executor::Executor;
 pub use job::{CommandJob, InputFile, Job, JobKind, TrainJob};
+pub use jobs::Jobs;
 pub use limits::{LimitPolicy, Limits};
 pub use validate::{Policy, Validation, Violation, validate};
+
+/// Brings the backends up and serves until `shutdown`; running jobs are cancelled (and so
+/// cleaned up) before it returns.
+pub async fn run(
+    config: &SandboxConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), ServeError> {
+    let executor = Executor::new(config.sandbox.clone()).await;
+    tracing::info!(
+        process = executor
+            .process
+            .as_ref()
+            .map_or_else(|e| e.clone(), |p| p.resource_control().to_owned()),
+        docker = executor
+            .docker
+            .as_ref()
+            .map_or_else(|e| e.clone(), |d| d.image().to_owned()),
+        "sandbox service starting"
+    );
+    let jobs = Jobs::new(executor);
+    let service = grpc::SandboxGrpc::new(jobs.clone(), config.server.max_message_bytes);
+    let server = GrpcServer::new(
+        Routes::new(service.into_server()),
+        &[service_names::SANDBOX],
+    )
+    .await;
+    server.health().set_serving().await;
+    let result = server.serve(listener, &config.server, shutdown).await;
+    jobs.cancel_all();
+    result
+}

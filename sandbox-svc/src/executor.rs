@@ -1,0 +1,349 @@
+//! Running one job from start to end, whatever the backend: the static checks, the job's host
+//! folder and inputs, the launch, the watch, the classification, the outputs copied out, and
+//! the clean-up — in that order, however the job ends.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ra_prepared::{Manifest, PreparedDataset, Verify};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Launch;
+use crate::config::SandboxSettings;
+use crate::docker::DockerBackend;
+use crate::events::{BackendKind, Event, ExitReason, JobResult, Usage};
+use crate::job::{Job, JobKind};
+use crate::process::ProcessBackend;
+use crate::process::plan::{DATASET_MOUNT, SCRATCH_MOUNT, TRAINER_MOUNT};
+use crate::supervise::{classify, watch};
+use crate::validate::{Validation, validate};
+use crate::workdir::{OUTPUT_SUBDIR, TMP_SUBDIR, WorkDir};
+
+/// The backends this service could bring up, and why the others are missing.
+#[derive(Debug)]
+pub struct Executor {
+    pub settings: SandboxSettings,
+    pub process: Result<ProcessBackend, String>,
+    pub docker: Result<DockerBackend, String>,
+    pub trainer: Option<PathBuf>,
+}
+
+impl Executor {
+    /// Brings the backends up (each may fail on its own: a job asking for a missing backend is
+    /// refused with the reason) and reaps job folders a crashed service left.
+    pub async fn new(settings: SandboxSettings) -> Self {
+        let reaped = crate::workdir::reap_leftovers(&settings.work_dir);
+        if reaped > 0 {
+            tracing::warn!(reaped, "removed job folders left by an earlier sandbox-svc");
+        }
+        let trainer = if settings.trainer_path.as_os_str().is_empty() {
+            crate::process::init::locate_binary("ra-trainer")
+        } else {
+            Some(settings.trainer_path.clone())
+        };
+        let instance = instance_name(&settings.work_dir);
+        let process = ProcessBackend::new(settings.process.clone(), &instance);
+        if let Ok(backend) = &process {
+            tracing::info!(
+                resource_control = backend.resource_control(),
+                note = backend.cgroup_note.as_deref().unwrap_or(""),
+                "process backend ready"
+            );
+        }
+        let docker = if settings.docker_enabled {
+            DockerBackend::new(&settings.docker, trainer.as_deref(), &instance).await
+        } else {
+            Err("the docker backend is disabled (sandbox.docker_enabled = false)".into())
+        };
+        if let Err(error) = &docker {
+            tracing::info!(%error, "docker backend unavailable");
+        }
+        Self {
+            settings,
+            process,
+            docker,
+            trainer,
+        }
+    }
+
+    /// The prepared dataset's folder, if the id names one in the cache.
+    pub fn dataset_dir(&self, id: &str) -> Option<PathBuf> {
+        let plain = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            && !id.starts_with('.');
+        plain
+            .then(|| self.settings.dataset_cache_dir.join(id))
+            .filter(|dir| dir.join("manifest.json").is_file())
+    }
+
+    fn manifest(&self, id: &str) -> Option<Manifest> {
+        let dir = self.dataset_dir(id)?;
+        PreparedDataset::open(&dir, Verify::Sizes)
+            .ok()
+            .map(|dataset| dataset.manifest().clone())
+    }
+
+    pub fn validate(&self, job: &Job) -> Validation {
+        validate(job, &self.settings.policy, &|id| self.manifest(id))
+    }
+
+    /// The configured default when `requested` is `None`.
+    pub fn backend_kind(&self, requested: Option<BackendKind>) -> BackendKind {
+        requested.unwrap_or(self.settings.backend)
+    }
+
+    /// Runs `job` to its end; every event goes to `emit`, the last one being `Finished`.
+    pub async fn execute(
+        &self,
+        job_id: &str,
+        job: &Job,
+        backend: BackendKind,
+        cancel: &CancellationToken,
+        emit: &mut (dyn FnMut(Event) + Send),
+    ) -> JobResult {
+        let result = self.execute_inner(job_id, job, backend, cancel, emit).await;
+        emit(Event::Finished(result.clone()));
+        result
+    }
+
+    async fn execute_inner(
+        &self,
+        job_id: &str,
+        job: &Job,
+        backend: BackendKind,
+        cancel: &CancellationToken,
+        emit: &mut (dyn FnMut(Event) + Send),
+    ) -> JobResult {
+        let validation = self.validate(job);
+        if !validation.ok() {
+            let reasons: Vec<String> = validation
+                .violations
+                .iter()
+                .map(|v| format!("{}: {}", v.rule, v.message))
+                .collect();
+            return JobResult::rejected(format!(
+                "refused by the static checks: {}",
+                reasons.join("; ")
+            ));
+        }
+        let limits = validation.effective_limits;
+        let (uid, gid) = match &self.process {
+            Ok(process) => process.uid_gid(),
+            Err(_) => (65_534, 65_534),
+        };
+        let work = match WorkDir::create(
+            &self.settings.work_dir,
+            job_id,
+            limits.scratch_bytes,
+            uid,
+            gid,
+        ) {
+            Ok(work) => work,
+            Err(error) => {
+                return JobResult::rejected(format!("cannot prepare the job's folder: {error}"));
+            }
+        };
+        let result = self
+            .run_in(&work, job_id, job, backend, &limits, cancel, emit)
+            .await;
+        work.remove();
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_in(
+        &self,
+        work: &WorkDir,
+        job_id: &str,
+        job: &Job,
+        backend: BackendKind,
+        limits: &crate::limits::Limits,
+        cancel: &CancellationToken,
+        emit: &mut (dyn FnMut(Event) + Send),
+    ) -> JobResult {
+        let prepared = match self.prepare(work, job, limits) {
+            Ok(prepared) => prepared,
+            Err(error) => return JobResult::rejected(error),
+        };
+        let launch = Launch {
+            job_id,
+            argv: prepared.argv,
+            env: prepared.env,
+            work,
+            dataset_dir: prepared.dataset_dir,
+            trainer: prepared.trainer,
+            limits: *limits,
+        };
+        let launched = match backend {
+            BackendKind::Process => match &self.process {
+                Ok(process) => process.launch(launch),
+                Err(why) => Err(format!("the process backend is unavailable: {why}")),
+            },
+            BackendKind::Docker => match &self.docker {
+                Ok(docker) => docker.launch(launch).await,
+                Err(why) => Err(format!("the docker backend is unavailable: {why}")),
+            },
+        };
+        let mut launched = match launched {
+            Ok(launched) => launched,
+            Err(error) => return JobResult::rejected(error),
+        };
+        let enforcement = launched.enforcement.clone();
+        emit(Event::Started(enforcement.clone()));
+        let interval = Duration::from_millis(self.settings.sample_interval_ms);
+        let mut watched = watch(&mut launched, limits, interval, cancel, emit).await;
+        launched.control.finish(&mut watched.exit).await;
+        let (mut reason, mut message) = classify(&watched, limits);
+        if reason == ExitReason::Failed && work.scratch_is_tmpfs && scratch_full(&work.scratch) {
+            message.push_str(&format!(
+                " (the scratch directory is full: limits.scratch_bytes = {})",
+                limits.scratch_bytes
+            ));
+        }
+        let mut outputs = Vec::new();
+        if reason.succeeded() {
+            let destination = self.settings.outputs_dir.join(job_id);
+            match work.collect_outputs(&destination, self.settings.max_kept_output_bytes) {
+                Ok(kept) => outputs = kept,
+                Err(error) => {
+                    reason = ExitReason::Failed;
+                    message = error;
+                }
+            }
+        }
+        let exit = &watched.exit;
+        JobResult {
+            reason,
+            exit_code: exit.exit_code.unwrap_or(0),
+            signal: exit.signal.unwrap_or(0),
+            message,
+            final_metrics: watched.final_metrics,
+            usage: Usage {
+                wall_seconds: watched.wall_seconds,
+                cpu_seconds: watched.cpu_seconds.max(exit.cpu_seconds),
+                peak_rss_bytes: watched.peak_rss_bytes.max(exit.peak_rss_bytes),
+                output_bytes: watched.output_bytes,
+            },
+            outputs,
+            enforcement: Some(enforcement),
+        }
+    }
+
+    /// Inputs into the scratch directory; the argv and environment of the job.
+    fn prepare(
+        &self,
+        work: &WorkDir,
+        job: &Job,
+        limits: &crate::limits::Limits,
+    ) -> Result<Prepared, String> {
+        let (uid, gid) = match &self.process {
+            Ok(process) => process.uid_gid(),
+            Err(_) => (65_534, 65_534),
+        };
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), "/opt/ra:/usr/local/bin:/usr/bin:/bin".into()),
+            ("HOME".into(), SCRATCH_MOUNT.into()),
+            ("TMPDIR".into(), format!("{SCRATCH_MOUNT}/{TMP_SUBDIR}")),
+            ("LANG".into(), "C.UTF-8".into()),
+            (
+                "RA_OUTPUT_DIR".into(),
+                format!("{SCRATCH_MOUNT}/{OUTPUT_SUBDIR}"),
+            ),
+        ];
+        let dataset_id = match &job.kind {
+            JobKind::Train(train) => Some(train.prepared_dataset_id.as_str()),
+            JobKind::Command(command) => command.prepared_dataset_id.as_deref(),
+        };
+        let dataset_dir = match dataset_id {
+            Some(id) => {
+                env.push(("RA_DATASET_DIR".into(), DATASET_MOUNT.into()));
+                Some(
+                    self.dataset_dir(id)
+                        .ok_or_else(|| format!("no prepared dataset {id:?}"))?,
+                )
+            }
+            None => None,
+        };
+        match &job.kind {
+            JobKind::Train(train) => {
+                let trainer = self.trainer.clone().ok_or(
+                    "cannot find ra-trainer beside this program or on PATH; build it or set sandbox.trainer_path",
+                )?;
+                let spec = serde_json::json!({"model": train.model, "train": train.train});
+                let spec_file = crate::job::InputFile {
+                    path: "spec.json".into(),
+                    content: serde_json::to_vec(&spec).map_err(|e| e.to_string())?,
+                    executable: false,
+                };
+                work.write_inputs(&[spec_file], uid, gid)?;
+                let threads = limits.cpu_millis.div_ceil(1_000).max(1);
+                let backend = match train.device.as_str() {
+                    "libtorch" => "tch",
+                    "libtorch-cuda" => "tch-cuda",
+                    _ => "flex",
+                };
+                let mut argv: Vec<String> = [
+                    TRAINER_MOUNT,
+                    "train",
+                    "--spec",
+                    &format!("{SCRATCH_MOUNT}/spec.json"),
+                    "--data",
+                    DATASET_MOUNT,
+                    "--seed",
+                    &train.seed.to_string(),
+                    "--threads",
+                    &threads.to_string(),
+                    "--backend",
+                    backend,
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                if train.save_weights {
+                    argv.push("--output".into());
+                    argv.push(format!("{SCRATCH_MOUNT}/{OUTPUT_SUBDIR}"));
+                }
+                Ok(Prepared {
+                    argv,
+                    env,
+                    dataset_dir,
+                    trainer: Some(trainer),
+                })
+            }
+            JobKind::Command(command) => {
+                work.write_inputs(&command.files, uid, gid)?;
+                env.extend(command.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Ok(Prepared {
+                    argv: command.argv.clone(),
+                    env,
+                    dataset_dir,
+                    trainer: None,
+                })
+            }
+        }
+    }
+}
+
+/// A short name for this service instance, from its work folder: what a restarted instance
+/// reaps (cgroups, containers) is what the same instance left, never another's.
+fn instance_name(work_dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let absolute = std::path::absolute(work_dir).unwrap_or_else(|_| work_dir.to_path_buf());
+    let digest = Sha256::digest(absolute.to_string_lossy().as_bytes());
+    hex::encode(&digest[..6])
+}
+
+struct Prepared {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    dataset_dir: Option<PathBuf>,
+    trainer: Option<PathBuf>,
+}
+
+/// True when the scratch filesystem has (almost) no space left.
+fn scratch_full(scratch: &Path) -> bool {
+    nix::sys::statvfs::statvfs(scratch)
+        .map(|s| s.blocks_available() == 0 || s.blocks_available() * 100 < s.blocks())
+        .unwrap_or(false)
+}

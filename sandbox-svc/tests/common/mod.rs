@@ -1,0 +1,287 @@
+//! sandbox-svc started as its real binary (so that it can be killed with SIGKILL, and so that
+//! its environment holds a secret the jobs must not see), with its folders in a temporary
+//! directory, plus helpers to run jobs and read their events.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ra_proto::sandbox::v1 as pb;
+use ra_proto::sandbox::v1::sandbox_service_client::SandboxServiceClient;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+/// In the service's environment; no job may learn it.
+pub const HOST_SECRET_NAME: &str = "HOST_API_TOKEN";
+pub const HOST_SECRET_VALUE: &str = "host-secret-7f3a9c1e";
+
+/// `ra-trainer` of this build (cargo builds every binary of the workspace for `--workspace`).
+pub fn trainer_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().and_then(Path::parent).expect("target folder");
+    let trainer = dir.join("ra-trainer");
+    assert!(
+        trainer.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` so that ra-trainer is built",
+        trainer.display()
+    );
+    trainer
+}
+
+pub struct SandboxProcess {
+    pub child: Child,
+    pub port: u16,
+    pub root: PathBuf,
+    pub config_file: PathBuf,
+}
+
+/// Settings a test may change.
+#[derive(Clone)]
+pub struct Options {
+    pub docker: bool,
+    pub max_concurrent_jobs: u32,
+    pub max_queued_jobs: u32,
+    pub dataset_cache: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            docker: false,
+            max_concurrent_jobs: 2,
+            max_queued_jobs: 16,
+            dataset_cache: None,
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl SandboxProcess {
+    /// Starts the service with its folders under `root` (kept by the caller, so that a restart
+    /// finds what a killed instance left).
+    pub async fn start(root: &Path, options: &Options) -> Self {
+        let datasets = options
+            .dataset_cache
+            .clone()
+            .unwrap_or_else(|| root.join("datasets"));
+        let config = format!(
+            r#"[server]
+shutdown_grace_seconds = 2
+log_filter = "info"
+
+[sandbox]
+work_dir = "{root}/jobs"
+outputs_dir = "{root}/outputs"
+dataset_cache_dir = "{datasets}"
+trainer_path = "{trainer}"
+docker_enabled = {docker}
+sample_interval_ms = 200
+max_concurrent_jobs = {concurrent}
+max_queued_jobs = {queued}
+
+[sandbox.process]
+init_path = "{init}"
+
+[sandbox.policy]
+command_allowlist = ["bash"]
+"#,
+            root = root.display(),
+            datasets = datasets.display(),
+            trainer = trainer_binary().display(),
+            docker = options.docker,
+            concurrent = options.max_concurrent_jobs,
+            queued = options.max_queued_jobs,
+            init = env!("CARGO_BIN_EXE_ra-sandbox-init"),
+        );
+        let config_file = root.join("sandbox.toml");
+        std::fs::write(&config_file, config).expect("write the config");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_sandbox-svc"))
+            .args(["--config", &config_file.display().to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(HOST_SECRET_NAME, HOST_SECRET_VALUE)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sandbox-svc");
+        let mut started = Self {
+            child,
+            port,
+            root: root.to_path_buf(),
+            config_file,
+        };
+        started.wait_serving().await;
+        started
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_serving(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if ra_integration_tests::health_status(
+                &self.endpoint(),
+                ra_proto::service_names::SANDBOX,
+            )
+            .await
+                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sandbox-svc exited before serving: {status}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sandbox-svc never became SERVING"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn client(&self) -> SandboxServiceClient<Channel> {
+        SandboxServiceClient::connect(self.endpoint())
+            .await
+            .expect("connect to sandbox-svc")
+    }
+
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        // SIGTERM for a graceful stop (running jobs cancelled and cleaned up).
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill_hard();
+    }
+}
+
+/// A bash script job with `limits`.
+pub fn script_job(
+    name: &str,
+    script: &str,
+    limits: ra_proto::common::v1::ResourceLimits,
+    backend: pb::Backend,
+) -> pb::JobSpec {
+    pb::JobSpec {
+        kind: Some(pb::job_spec::Kind::Command(pb::CommandJob {
+            argv: vec!["bash".into(), name.into()],
+            files: vec![pb::InputFile {
+                path: name.into(),
+                content: script.as_bytes().to_vec(),
+                executable: false,
+            }],
+            ..Default::default()
+        })),
+        limits: Some(limits),
+        backend: backend as i32,
+        ..Default::default()
+    }
+}
+
+/// Everything a finished RunJob stream said.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub events: Vec<pb::JobEvent>,
+    pub result: Option<pb::JobResult>,
+}
+
+impl Outcome {
+    pub fn result(&self) -> &pb::JobResult {
+        self.result
+            .as_ref()
+            .expect("the stream ended with a finished event")
+    }
+
+    pub fn reason(&self) -> ra_proto::common::v1::ExitReason {
+        ra_proto::common::v1::ExitReason::try_from(self.result().exit_reason)
+            .expect("a known exit reason")
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Some(pb::job_event::Event::Log(log)) => Some(log.line.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn started(&self) -> Option<&pb::Enforcement> {
+        self.events.iter().find_map(|e| match &e.event {
+            Some(pb::job_event::Event::Started(s)) => s.enforcement.as_ref(),
+            _ => None,
+        })
+    }
+}
+
+pub async fn run_job(client: &mut SandboxServiceClient<Channel>, job: pb::JobSpec) -> Outcome {
+    let mut stream = client
+        .run_job(pb::RunJobRequest {
+            job: Some(job),
+            job_id: String::new(),
+        })
+        .await
+        .expect("RunJob accepted")
+        .into_inner();
+    let mut outcome = Outcome::default();
+    while let Some(event) = stream.next().await {
+        let event = event.expect("event");
+        if let Some(pb::job_event::Event::Finished(result)) = &event.event {
+            outcome.result = Some(result.clone());
+        }
+        outcome.events.push(event);
+    }
+    outcome
+}
+
+/// Host processes whose command line contains `marker`.
+pub fn host_processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(marker) {
+                found.push(format!("{}: {text}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+/// Waits up to `seconds` for `check` to hold.
+pub async fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check()
+}

@@ -1,0 +1,397 @@
+//! The escape and fault suite, for both backends: each attack is a small hostile bash program
+//! run as an untrusted command job; each test asserts that the attack failed and that the host
+//! is unchanged (no connection, no file, no secret in the output, no process left behind).
+//! The Docker half needs a running Docker Engine: it skips loudly without one, and fails
+//! instead under `RA_REQUIRE_TEST_DEPS=1` (as in CI).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{
+    HOST_SECRET_NAME, HOST_SECRET_VALUE, Options, Outcome, SandboxProcess, eventually,
+    host_processes_with, run_job, script_job,
+};
+use ra_proto::common::v1::{ExitReason, ResourceLimits};
+use ra_proto::sandbox::v1 as pb;
+use tokio_stream::StreamExt;
+
+fn limits(timeout_seconds: u64) -> ResourceLimits {
+    ResourceLimits {
+        timeout_seconds,
+        memory_bytes: 256 << 20,
+        max_processes: 32,
+        max_output_bytes: 1 << 20,
+        scratch_bytes: 16 << 20,
+        ..Default::default()
+    }
+}
+
+/// A host folder everyone may write and read: only isolation keeps jobs out of it.
+fn open_host_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    dir
+}
+
+struct Attack {
+    name: &'static str,
+    script: String,
+    limits: ResourceLimits,
+}
+
+/// Starts the service for `backend`; `None` when Docker is needed and absent (after the loud
+/// skip, or the failure under RA_REQUIRE_TEST_DEPS).
+async fn service_for(backend: pb::Backend, root: &Path, test: &str) -> Option<SandboxProcess> {
+    let options = Options {
+        docker: backend == pb::Backend::Docker,
+        max_concurrent_jobs: 2,
+        ..Options::default()
+    };
+    let service = SandboxProcess::start(root, &options).await;
+    if backend == pb::Backend::Docker {
+        let mut client = service.client().await;
+        let probe = script_job("probe.sh", "exit 0", limits(30), backend);
+        if let Err(status) = client
+            .run_job(pb::RunJobRequest {
+                job: Some(probe),
+                job_id: String::new(),
+            })
+            .await
+            && status.code() == tonic::Code::FailedPrecondition
+        {
+            ra_integration_tests::skip_or_fail(
+                test,
+                &format!("the Docker Engine ({})", status.message()),
+            );
+            return None;
+        }
+    }
+    Some(service)
+}
+
+async fn escape_suite(backend: pb::Backend, test: &str) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let Some(service) = service_for(backend, root.path(), test).await else {
+        return;
+    };
+    let mut client = service.client().await;
+    let host = open_host_dir();
+    let marker_file = host.path().join("marker");
+    let secret_file = host.path().join("secret.txt");
+    std::fs::write(&secret_file, "planted-secret-5d1b").expect("plant the secret");
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("chmod");
+
+    // A listener on the host's loopback that records any connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let connected = Arc::new(AtomicBool::new(false));
+    let flag = connected.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let attacks = vec![
+        Attack {
+            name: "tcp-connect-host-loopback",
+            script: format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo ESCAPED"),
+            limits: limits(30),
+        },
+        Attack {
+            name: "dns-lookup",
+            script: "exec 3<>/dev/tcp/example.com/80 && echo ESCAPED".into(),
+            limits: limits(30),
+        },
+        Attack {
+            name: "write-outside-scratch",
+            script: format!(
+                "echo pwned > {} && echo ESCAPED; echo pwned > /usr/pwned-{tag} && echo ESCAPED; echo pwned > /pwned && echo ESCAPED; true",
+                marker_file.display()
+            ),
+            limits: limits(30),
+        },
+        Attack {
+            name: "read-host-secret-file",
+            script: format!(
+                "s=$(< {}) && echo \"ESCAPED $s\"; true",
+                secret_file.display()
+            ),
+            limits: limits(30),
+        },
+        Attack {
+            name: "read-service-environment",
+            script: format!(
+                "[[ -n ${HOST_SECRET_NAME} ]] && echo ESCAPED; for f in /proc/[0-9]*/environ; do while IFS= read -r -d '' v; do [[ $v == {HOST_SECRET_NAME}=* ]] && echo \"ESCAPED $v\"; done < \"$f\"; done 2>/dev/null; true"
+            ),
+            limits: limits(30),
+        },
+        Attack {
+            name: "fork-bomb",
+            script: "b() { b | b & }; b; while :; do :; done".into(),
+            limits: limits(5),
+        },
+        Attack {
+            name: "memory-bomb",
+            script: "x=$(printf '%*s' 1048576 ''); while :; do x=\"$x$x\"; done".into(),
+            limits: ResourceLimits {
+                memory_bytes: 64 << 20,
+                ..limits(60)
+            },
+        },
+        Attack {
+            name: "cpu-spin-past-timeout",
+            script: "while :; do :; done".into(),
+            limits: limits(2),
+        },
+        Attack {
+            name: "stdout-flood",
+            script: "s=$(printf '%*s' 4096 '' | tr ' ' A 2>/dev/null || printf '%*s' 4096 ''); while :; do echo \"$s\"; done".into(),
+            limits: limits(60),
+        },
+        Attack {
+            name: "scratch-disk-fill",
+            script: "s=$(printf '%*s' 1048576 ''); while :; do echo \"$s\" >> fill || exit 3; done".into(),
+            limits: limits(60),
+        },
+        Attack {
+            name: "double-forked-daemon",
+            script: format!(
+                "( ( trap '' HUP TERM; exec -a daemon-{tag} bash -c 'while :; do :; done' ) & ) ; echo detached; exit 0"
+            ),
+            limits: limits(30),
+        },
+    ];
+
+    let mut table = Vec::new();
+    for attack in &attacks {
+        let name = format!("attack-{tag}-{}.sh", attack.name);
+        let outcome = run_job(
+            &mut client,
+            script_job(&name, &attack.script, attack.limits, backend),
+        )
+        .await;
+        let contained = check_contained(attack.name, &outcome, &tag).await;
+        table.push((attack.name, outcome.reason(), contained));
+    }
+    assert!(
+        !connected.load(Ordering::SeqCst),
+        "a job reached the host's loopback"
+    );
+    assert!(!marker_file.exists(), "a job wrote a host file");
+    assert!(
+        !Path::new(&format!("/usr/pwned-{tag}")).exists() && !Path::new("/pwned").exists(),
+        "a job wrote into a system folder"
+    );
+    eprintln!("escape suite, backend {backend:?}:");
+    for (name, reason, contained) in &table {
+        eprintln!("  {name:<28} {reason:?}: {contained}");
+    }
+}
+
+/// Asserts the attack failed in the expected way; returns a line for the table.
+async fn check_contained(name: &str, outcome: &Outcome, tag: &str) -> String {
+    let logs = outcome.logs();
+    let result = outcome.result();
+    for line in &logs {
+        assert!(
+            !line.contains("ESCAPED"),
+            "{name}: the attack succeeded: {line}"
+        );
+        assert!(
+            !line.contains(HOST_SECRET_VALUE) && !line.contains("planted-secret"),
+            "{name}: a secret leaked: {line}"
+        );
+    }
+    assert!(!result.message.contains(HOST_SECRET_VALUE));
+    let reason = outcome.reason();
+    match name {
+        "fork-bomb" => assert!(
+            matches!(
+                reason,
+                ExitReason::Timeout | ExitReason::Failed | ExitReason::Killed
+            ),
+            "{name}: {reason:?} {}",
+            result.message
+        ),
+        "memory-bomb" => assert_eq!(
+            reason,
+            ExitReason::OutOfMemory,
+            "{name}: {}",
+            result.message
+        ),
+        "cpu-spin-past-timeout" => assert_eq!(reason, ExitReason::Timeout, "{name}"),
+        "stdout-flood" => assert_eq!(reason, ExitReason::OutputLimit, "{name}"),
+        "scratch-disk-fill" => {
+            assert_eq!(reason, ExitReason::Failed, "{name}: {}", result.message);
+            assert!(
+                result.message.contains("scratch directory is full"),
+                "{name}: {}",
+                result.message
+            );
+        }
+        "double-forked-daemon" => {
+            assert_eq!(reason, ExitReason::Completed, "{name}: {}", result.message);
+            assert!(logs.iter().any(|l| l == "detached"));
+        }
+        _ => {}
+    }
+    // However it ended, nothing of it is left running on the host.
+    let gone = eventually(10, || host_processes_with(tag).is_empty()).await;
+    assert!(
+        gone,
+        "{name}: processes outlived the job: {:?}",
+        host_processes_with(tag)
+    );
+    format!(
+        "contained ({})",
+        result.message.chars().take(70).collect::<String>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn process_backend_contains_every_attack() {
+    escape_suite(
+        pb::Backend::Process,
+        "process_backend_contains_every_attack",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn docker_backend_contains_every_attack() {
+    escape_suite(pb::Backend::Docker, "docker_backend_contains_every_attack").await;
+}
+
+/// `kill -9` of sandbox-svc in the middle of a job, then a restart: no orphan process or
+/// container, the scratch folder removed.
+async fn service_killed_mid_job(backend: pb::Backend, test: &str) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let Some(mut service) = service_for(backend, root.path(), test).await else {
+        return;
+    };
+    let mut client = service.client().await;
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let name = format!("orphan-{tag}.sh");
+    let mut stream = client
+        .run_job(pb::RunJobRequest {
+            job: Some(script_job(
+                &name,
+                "echo running; while :; do :; done",
+                limits(600),
+                backend,
+            )),
+            job_id: String::new(),
+        })
+        .await
+        .expect("RunJob")
+        .into_inner();
+    // Wait until the job prints, so that it is surely running.
+    let mut job_id = String::new();
+    while let Some(event) = stream.next().await {
+        if let Ok(event) = &event {
+            job_id.clone_from(&event.job_id);
+        }
+        if let Ok(pb::JobEvent {
+            event: Some(pb::job_event::Event::Log(log)),
+            ..
+        }) = &event
+            && log.line == "running"
+        {
+            break;
+        }
+    }
+    assert!(!host_processes_with(&tag).is_empty(), "the job is running");
+    let jobs = root.path().join("jobs");
+    assert_eq!(std::fs::read_dir(&jobs).expect("jobs folder").count(), 1);
+    service.kill_hard();
+    drop(stream);
+
+    let restarted = SandboxProcess::start(
+        root.path(),
+        &Options {
+            docker: backend == pb::Backend::Docker,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert!(
+        eventually(20, || host_processes_with(&tag).is_empty()).await,
+        "orphans after the restart: {:?}",
+        host_processes_with(&tag)
+    );
+    assert_eq!(
+        std::fs::read_dir(&jobs).expect("jobs folder").count(),
+        0,
+        "the killed job's scratch folder was not removed"
+    );
+    if backend == pb::Backend::Docker {
+        let listed = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=research-agent.sandbox.job={job_id}"),
+            ])
+            .output()
+            .expect("docker ps");
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).trim().is_empty(),
+            "sandbox containers left after the restart"
+        );
+    } else {
+        // Every hierarchy's sandbox folders must have lost this job's group.
+        let mut leftovers = Vec::new();
+        for mount in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let candidates = std::iter::once(mount.path()).chain(
+                std::fs::read_dir(mount.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("ra-sandbox-"))
+                    .map(|e| e.path()),
+            );
+            leftovers.extend(candidates.map(|p| p.join(&job_id)).filter(|p| p.exists()));
+        }
+        assert!(leftovers.is_empty(), "cgroups left: {leftovers:?}");
+    }
+    drop(restarted);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn process_backend_survives_a_killed_service() {
+    service_killed_mid_job(
+        pb::Backend::Process,
+        "process_backend_survives_a_killed_service",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn docker_backend_survives_a_killed_service() {
+    service_killed_mid_job(
+        pb::Backend::Docker,
+        "docker_backend_survives_a_killed_service",
+    )
+    .await;
+}
