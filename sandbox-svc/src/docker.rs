@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
@@ -240,7 +241,14 @@ impl DockerBackend {
             }),
         );
         tokio::spawn(async move {
-            while let Some(Ok(chunk)) = logs.next().await {
+            while let Some(chunk) = logs.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(error) => {
+                        tracing::warn!(%error, "reading the container's output failed");
+                        break;
+                    }
+                };
                 let (stream, message) = match chunk {
                     bollard::container::LogOutput::StdErr { message } => {
                         (OutputStream::Stderr, message)
@@ -275,6 +283,14 @@ impl DockerBackend {
             };
             let _ = exit_tx.send(exit_from_code(code));
         });
+        // Docker's own stats stream (one record a second), read in the background: a request
+        // per sample inline with the output slowed the output stream to a halt.
+        let latest = Arc::new(Mutex::new(None));
+        let sampler = tokio::spawn(sample_stream(
+            self.docker.clone(),
+            id.clone(),
+            latest.clone(),
+        ));
         Ok(Launched {
             output,
             exit,
@@ -296,7 +312,8 @@ impl DockerBackend {
             control: Control::Docker(DockerControl {
                 docker: self.docker.clone(),
                 id,
-                peak: 0,
+                latest,
+                sampler,
             }),
         })
     }
@@ -333,11 +350,42 @@ async fn remove(docker: &Docker, id: &str) {
         .await;
 }
 
+/// Keeps the latest resource sample of container `id` in `latest` until its stats end.
+async fn sample_stream(docker: Docker, id: String, latest: Arc<Mutex<Option<ResourceSample>>>) {
+    let mut stats = docker.stats(
+        &id,
+        Some(StatsOptions {
+            stream: true,
+            one_shot: false,
+        }),
+    );
+    let mut peak = 0;
+    while let Some(Ok(stats)) = stats.next().await {
+        let Some(memory) = stats.memory_stats else {
+            continue;
+        };
+        let rss = memory.usage.unwrap_or(0);
+        peak = peak.max(memory.max_usage.unwrap_or(rss)).max(rss);
+        let cpu = stats
+            .cpu_stats
+            .and_then(|c| c.cpu_usage)
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        let sample = ResourceSample {
+            cpu_seconds: cpu as f64 / 1e9,
+            rss_bytes: rss,
+            peak_rss_bytes: peak,
+        };
+        *latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(sample);
+    }
+}
+
 /// The handle on a running container.
 pub struct DockerControl {
     docker: Docker,
     id: String,
-    peak: u64,
+    latest: Arc<Mutex<Option<ResourceSample>>>,
+    sampler: tokio::task::JoinHandle<()>,
 }
 
 impl DockerControl {
@@ -354,30 +402,11 @@ impl DockerControl {
     }
 
     pub async fn sample(&mut self) -> Option<ResourceSample> {
-        let mut stats = self.docker.stats(
-            &self.id,
-            Some(StatsOptions {
-                stream: false,
-                one_shot: true,
-            }),
-        );
-        let stats = stats.next().await?.ok()?;
-        let memory = stats.memory_stats?;
-        let rss = memory.usage.unwrap_or(0);
-        self.peak = self.peak.max(memory.max_usage.unwrap_or(rss));
-        let cpu = stats
-            .cpu_stats
-            .and_then(|c| c.cpu_usage)
-            .and_then(|u| u.total_usage)
-            .unwrap_or(0);
-        Some(ResourceSample {
-            cpu_seconds: cpu as f64 / 1e9,
-            rss_bytes: rss,
-            peak_rss_bytes: self.peak,
-        })
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub async fn finish(self, exit: &mut RawExit) {
+        self.sampler.abort();
         if let Ok(inspect) = self
             .docker
             .inspect_container(
@@ -389,7 +418,10 @@ impl DockerControl {
         {
             exit.oom_killed = state.oom_killed.unwrap_or(false);
         }
-        exit.peak_rss_bytes = exit.peak_rss_bytes.max(self.peak);
+        if let Some(sample) = *self.latest.lock().unwrap_or_else(|p| p.into_inner()) {
+            exit.peak_rss_bytes = exit.peak_rss_bytes.max(sample.peak_rss_bytes);
+            exit.cpu_seconds = exit.cpu_seconds.max(sample.cpu_seconds);
+        }
         remove(&self.docker, &self.id).await;
     }
 }

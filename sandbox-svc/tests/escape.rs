@@ -59,19 +59,25 @@ async fn service_for(backend: pb::Backend, root: &Path, test: &str) -> Option<Sa
     if backend == pb::Backend::Docker {
         let mut client = service.client().await;
         let probe = script_job("probe.sh", "exit 0", limits(30), backend);
-        if let Err(status) = client
+        match client
             .run_job(pb::RunJobRequest {
                 job: Some(probe),
                 job_id: String::new(),
             })
             .await
-            && status.code() == tonic::Code::FailedPrecondition
         {
-            ra_integration_tests::skip_or_fail(
-                test,
-                &format!("the Docker Engine ({})", status.message()),
-            );
-            return None;
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                ra_integration_tests::skip_or_fail(
+                    test,
+                    &format!("the Docker Engine ({})", status.message()),
+                );
+                return None;
+            }
+            Err(status) => panic!("the docker probe job was refused: {status}"),
+            // Run the probe to its end, so that it is cleaned up before the test looks.
+            Ok(stream) => {
+                let _: Vec<_> = stream.into_inner().collect().await;
+            }
         }
     }
     Some(service)
