@@ -148,9 +148,24 @@ fn train(dataset: &str, epochs: u32, backend: pb::Backend) -> pb::JobSpec {
     }
 }
 
-fn direct(trainer: &Path, dataset: &Path, spec_file: &Path, threads: u32) -> anyhow::Result<f64> {
+/// ra-trainer outside any sandbox, with the environment a sandboxed job gets (so that only the
+/// isolation differs); `inherit_env` keeps this program's environment instead.
+fn direct(
+    trainer: &Path,
+    dataset: &Path,
+    spec_file: &Path,
+    threads: u32,
+    inherit_env: bool,
+) -> anyhow::Result<f64> {
     let began = Instant::now();
-    let output = std::process::Command::new(trainer)
+    let mut command = std::process::Command::new(trainer);
+    if !inherit_env {
+        command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LANG", "C.UTF-8");
+    }
+    let output = command
         .args(["train", "--spec"])
         .arg(spec_file)
         .arg("--data")
@@ -264,9 +279,11 @@ async fn main() -> anyhow::Result<()> {
         .cpu_millis
         .div_ceil(1_000);
     let mut direct_runs = Vec::new();
+    let mut inherited_runs = Vec::new();
     let mut sandboxed: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
     for _ in 0..args.repeats {
-        direct_runs.push(direct(&trainer, &dataset_dir, &spec_file, threads)?);
+        direct_runs.push(direct(&trainer, &dataset_dir, &spec_file, threads, false)?);
+        inherited_runs.push(direct(&trainer, &dataset_dir, &spec_file, threads, true)?);
         for (i, &backend) in backends.iter().enumerate() {
             let (_, total) = run(&mut client, train(&dataset_id, args.epochs, backend)).await?;
             sandboxed[i].push(total);
@@ -281,6 +298,13 @@ async fn main() -> anyhow::Result<()> {
         format!("{base:.3}"),
         range(&direct_runs),
         "1.00 (baseline)".into(),
+    ]);
+    let inherited = median(&mut inherited_runs.clone());
+    table.add_row([
+        "ra-trainer direct, this program's environment, s".to_owned(),
+        format!("{inherited:.3}"),
+        range(&inherited_runs),
+        format!("{:.3}", inherited / base),
     ]);
     for (i, &backend) in backends.iter().enumerate() {
         let value = median(&mut sandboxed[i].clone());
