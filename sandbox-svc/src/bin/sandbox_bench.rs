@@ -280,10 +280,12 @@ async fn main() -> anyhow::Result<()> {
         .div_ceil(1_000);
     let mut direct_runs = Vec::new();
     let mut inherited_runs = Vec::new();
+    let mut single_runs = Vec::new();
     let mut sandboxed: Vec<Vec<f64>> = vec![Vec::new(); backends.len()];
     for _ in 0..args.repeats {
         direct_runs.push(direct(&trainer, &dataset_dir, &spec_file, threads, false)?);
         inherited_runs.push(direct(&trainer, &dataset_dir, &spec_file, threads, true)?);
+        single_runs.push(direct(&trainer, &dataset_dir, &spec_file, 1, false)?);
         for (i, &backend) in backends.iter().enumerate() {
             let (_, total) = run(&mut client, train(&dataset_id, args.epochs, backend)).await?;
             sandboxed[i].push(total);
@@ -305,6 +307,13 @@ async fn main() -> anyhow::Result<()> {
         format!("{inherited:.3}"),
         range(&inherited_runs),
         format!("{:.3}", inherited / base),
+    ]);
+    let single = median(&mut single_runs.clone());
+    table.add_row([
+        "ra-trainer direct, --threads 1, s".to_owned(),
+        format!("{single:.3}"),
+        range(&single_runs),
+        format!("{:.3}", single / base),
     ]);
     for (i, &backend) in backends.iter().enumerate() {
         let value = median(&mut sandboxed[i].clone());
