@@ -191,13 +191,8 @@ fn reason_to_proto(reason: ExitReason) -> common::ExitReason {
 }
 
 pub fn result_to_proto(result: &JobResult) -> pb::JobResult {
-    let state = match result.reason {
-        ExitReason::Completed => JobState::Succeeded,
-        ExitReason::Cancelled => JobState::Cancelled,
-        _ => JobState::Failed,
-    };
     pb::JobResult {
-        state: state_to_proto(state) as i32,
+        state: state_to_proto(JobState::of(result)) as i32,
         exit_reason: reason_to_proto(result.reason) as i32,
         exit_code: result.exit_code,
         signal: result.signal,

@@ -89,6 +89,11 @@ impl Executor {
         validate(job, &self.settings.policy, &|id| self.manifest(id))
     }
 
+    /// The user and group jobs run as (and own their scratch folder).
+    fn job_user(&self) -> (u32, u32) {
+        (self.settings.process.uid, self.settings.process.gid)
+    }
+
     /// The configured default when `requested` is `None`.
     pub fn backend_kind(&self, requested: Option<BackendKind>) -> BackendKind {
         requested.unwrap_or(self.settings.backend)
@@ -129,10 +134,7 @@ impl Executor {
             ));
         }
         let limits = validation.effective_limits;
-        let (uid, gid) = match &self.process {
-            Ok(process) => process.uid_gid(),
-            Err(_) => (65_534, 65_534),
-        };
+        let (uid, gid) = self.job_user();
         let work = match WorkDir::create(
             &self.settings.work_dir,
             job_id,
@@ -238,10 +240,7 @@ impl Executor {
         job: &Job,
         limits: &crate::limits::Limits,
     ) -> Result<Prepared, String> {
-        let (uid, gid) = match &self.process {
-            Ok(process) => process.uid_gid(),
-            Err(_) => (65_534, 65_534),
-        };
+        let (uid, gid) = self.job_user();
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), "/opt/ra:/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), SCRATCH_MOUNT.into()),

@@ -35,7 +35,8 @@ impl JobState {
         )
     }
 
-    fn of(result: &JobResult) -> Self {
+    /// The state a job ends in, from its result.
+    pub fn of(result: &JobResult) -> Self {
         match result.reason {
             ExitReason::Completed => JobState::Succeeded,
             ExitReason::Cancelled => JobState::Cancelled,
@@ -178,6 +179,16 @@ struct Table {
     order: VecDeque<String>,
     /// Jobs waiting for a slot, in order.
     waiting: VecDeque<String>,
+}
+
+impl Table {
+    /// 1-based place of `id` among the waiting jobs; 0 when it is not waiting.
+    fn queue_position(&self, id: &str) -> u32 {
+        self.waiting
+            .iter()
+            .position(|w| w == id)
+            .map_or(0, |p| p as u32 + 1)
+    }
 }
 
 /// The service's jobs.
@@ -349,11 +360,7 @@ impl Jobs {
             .get(id)
             .cloned()
             .ok_or_else(|| JobsError::NotFound(id.to_owned()))?;
-        let position = table
-            .waiting
-            .iter()
-            .position(|w| w == id)
-            .map_or(0, |p| p as u32 + 1);
+        let position = table.queue_position(id);
         Ok((entry, position))
     }
 
@@ -365,14 +372,7 @@ impl Jobs {
             .iter()
             .filter_map(|id| table.jobs.get(id))
             .filter(|entry| state.is_none_or(|s| entry.snapshot(0).state == s))
-            .map(|entry| {
-                let position = table
-                    .waiting
-                    .iter()
-                    .position(|w| w == &entry.id)
-                    .map_or(0, |p| p as u32 + 1);
-                (entry.clone(), position)
-            })
+            .map(|entry| (entry.clone(), table.queue_position(&entry.id)))
             .collect()
     }
 

@@ -117,10 +117,6 @@ impl ProcessBackend {
             .map_or("rlimit", |h| h.version().label())
     }
 
-    pub fn uid_gid(&self) -> (u32, u32) {
-        (self.settings.uid, self.settings.gid)
-    }
-
     pub fn launch(&self, launch: Launch<'_>) -> Result<Launched, String> {
         let limits = launch.limits;
         let cgroup = match &self.hierarchy {
