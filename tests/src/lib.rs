@@ -117,24 +117,7 @@ impl RegistryUnderTest {
 }
 
 /// The health status of `service` at `endpoint`, `None` if it cannot be asked.
-pub async fn health_status(
-    endpoint: &str,
-    service: &str,
-) -> Option<tonic_health::pb::health_check_response::ServingStatus> {
-    let channel = Channel::from_shared(endpoint.to_owned())
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
-    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-    let response = client
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: service.to_owned(),
-        })
-        .await
-        .ok()?;
-    Some(response.into_inner().status())
-}
+pub use ra_cli::stack::health as health_status;
 
 /// Whether missing test tools and data fail tests (CI) instead of skipping them.
 pub fn deps_required() -> bool {

@@ -1,0 +1,416 @@
+//! One seed of an evaluation: a registry trial, a sandbox train job, its epochs streamed to the
+//! caller and the registry as they arrive, early stopping, and the trial's final state with
+//! the reason it ended.
+//!
+//! A broken job stream (the sandbox restarted, the network blinked) is re-attached with
+//! WatchJob, or the job is submitted again under the same id if the sandbox lost it, within
+//! the retry budget; epochs already recorded are not recorded twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ra_proto::common::v1 as common;
+use ra_proto::evaluator::v1 as pb;
+use ra_proto::registry::v1 as reg;
+use ra_proto::sandbox::v1 as sb;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status, Streaming};
+
+use crate::decision::Goal;
+use crate::ledger::Ledger;
+use crate::peers::{Peers, is_transient};
+use crate::plan::PruningRule;
+use crate::pruning::CurveBook;
+
+/// Where evaluation events go (the caller's stream).
+pub type EventSink = mpsc::Sender<Result<pb::EvaluateEvent, Status>>;
+
+/// Everything the seeds of one evaluation share.
+pub struct SeedContext {
+    pub peers: Peers,
+    pub ledger: Ledger,
+    pub experiment_id: String,
+    pub candidate_id: String,
+    pub evaluation_id: String,
+    pub model: common::ModelSpec,
+    pub train: common::TrainSpec,
+    pub prepared_dataset_id: String,
+    pub limits: Option<common::ResourceLimits>,
+    pub backend: sb::Backend,
+    pub goal: Goal,
+    pub pruning: Option<PruningRule>,
+    pub curves: Arc<CurveBook>,
+    pub events: EventSink,
+    /// The caller went away: stop every seed.
+    pub cancelled: CancellationToken,
+    /// A seed was pruned: the candidate stops.
+    pub pruned: CancellationToken,
+    pub prune_reason: Mutex<Option<String>>,
+}
+
+/// Why the evaluator itself stopped a job.
+#[derive(Debug, Clone, PartialEq)]
+enum Stop {
+    Pruned(String),
+    Cancelled,
+}
+
+impl SeedContext {
+    pub async fn emit(&self, event: pb::evaluate_event::Event) {
+        let _ = self
+            .events
+            .send(Ok(pb::EvaluateEvent { event: Some(event) }))
+            .await;
+    }
+
+    fn job_spec(&self, seed: u64, trial_id: &str) -> sb::JobSpec {
+        sb::JobSpec {
+            kind: Some(sb::job_spec::Kind::Train(sb::TrainJob {
+                model: Some(self.model.clone()),
+                train: Some(self.train),
+                prepared_dataset_id: self.prepared_dataset_id.clone(),
+                seed,
+                save_weights: false,
+                device: String::new(),
+            })),
+            limits: self.limits,
+            backend: self.backend as i32,
+            labels: HashMap::from([
+                ("evaluation".to_owned(), self.evaluation_id.clone()),
+                ("candidate".to_owned(), self.candidate_id.clone()),
+                ("trial".to_owned(), trial_id.to_owned()),
+            ]),
+            artifact_trial_id: String::new(),
+        }
+    }
+
+    fn prune_reason(&self) -> Option<String> {
+        self.prune_reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the first prune reason and stops the candidate.
+    fn prune(&self, seed: u64, reason: String) {
+        let mut slot = self
+            .prune_reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(format!("seed {seed} {reason}"));
+        }
+        self.pruned.cancel();
+    }
+
+    async fn start_job(
+        &self,
+        job_id: &str,
+        spec: &sb::JobSpec,
+    ) -> Result<Streaming<sb::JobEvent>, Status> {
+        let request = sb::RunJobRequest {
+            job: Some(spec.clone()),
+            job_id: job_id.to_owned(),
+        };
+        self.peers
+            .retry
+            .run(&self.peers.sandbox_name, || {
+                let mut client = self.peers.sandbox.clone();
+                let request = request.clone();
+                async move { client.run_job(request).await }
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Follows a job again after its stream broke: WatchJob, or RunJob anew if the sandbox no
+    /// longer knows it.
+    async fn reattach(
+        &self,
+        job_id: &str,
+        spec: &sb::JobSpec,
+    ) -> Result<Streaming<sb::JobEvent>, Status> {
+        let watched = self
+            .peers
+            .retry
+            .run(&self.peers.sandbox_name, || {
+                let mut client = self.peers.sandbox.clone();
+                let job_id = job_id.to_owned();
+                async move { client.watch_job(sb::WatchJobRequest { job_id }).await }
+            })
+            .await;
+        match watched {
+            Ok(stream) => Ok(stream.into_inner()),
+            Err(status) if status.code() == Code::NotFound => self.start_job(job_id, spec).await,
+            Err(status) => Err(status),
+        }
+    }
+
+    fn cancel_job(&self, job_id: &str, reason: &str) {
+        let mut client = self.peers.sandbox.clone();
+        let request = sb::CancelJobRequest {
+            job_id: job_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        tokio::spawn(async move {
+            if let Err(status) = client.cancel_job(request).await {
+                tracing::warn!(error = %status.message(), "cancelling a job failed");
+            }
+        });
+    }
+
+    /// Runs `seed` to its end, in a new trial or in `adopted` (a trial a stopped evaluator
+    /// left unfinished; it runs again under a fresh job id). `Err` only when a peer fails for
+    /// good (the evaluation then fails); a job that fails is an `Ok` result in state FAILED
+    /// with its reason.
+    pub async fn run_seed(
+        &self,
+        seed: u64,
+        adopted: Option<String>,
+    ) -> Result<pb::SeedResult, Status> {
+        let (trial_id, job_id) = match adopted {
+            None => {
+                let trial = self.ledger.create_trial(&self.candidate_id, seed).await?;
+                (trial.id.clone(), trial.id)
+            }
+            Some(trial_id) => {
+                let fresh = crate::ledger::new_id("");
+                let job_id = format!("{trial_id}-{}", &fresh[fresh.len() - 12..]);
+                self.ledger
+                    .update_trial(reg::UpdateTrialRequest {
+                        id: trial_id.clone(),
+                        job_id: Some(job_id.clone()),
+                        ..Default::default()
+                    })
+                    .await?;
+                (trial_id, job_id)
+            }
+        };
+        self.emit(pb::evaluate_event::Event::SeedStarted(pb::SeedStarted {
+            seed,
+            trial_id: trial_id.clone(),
+            job_id: job_id.clone(),
+        }))
+        .await;
+        if self.cancelled.is_cancelled() || self.pruned.is_cancelled() {
+            let stop = if self.cancelled.is_cancelled() {
+                Stop::Cancelled
+            } else {
+                Stop::Pruned(self.prune_reason().unwrap_or_default())
+            };
+            return self.finish(seed, &trial_id, None, Some(stop)).await;
+        }
+        let spec = self.job_spec(seed, &trial_id);
+        let mut stream = self.start_job(&job_id, &spec).await?;
+        let mut reattached = 0;
+        let mut last_epoch = 0;
+        let mut stop: Option<Stop> = None;
+        let result = loop {
+            let message = tokio::select! {
+                () = self.cancelled.cancelled(), if stop.is_none() => {
+                    stop = Some(Stop::Cancelled);
+                    self.cancel_job(&job_id, "the evaluation's caller went away");
+                    continue;
+                }
+                () = self.pruned.cancelled(), if stop.is_none() => {
+                    let reason = self.prune_reason().unwrap_or_default();
+                    self.cancel_job(&job_id, &reason);
+                    stop = Some(Stop::Pruned(reason));
+                    continue;
+                }
+                message = stream.message() => message,
+            };
+            match message {
+                Ok(Some(event)) => match event.event {
+                    Some(sb::job_event::Event::Started(_)) => {
+                        self.ledger
+                            .update_trial(reg::UpdateTrialRequest {
+                                id: trial_id.clone(),
+                                state: Some(common::TrialState::Running as i32),
+                                ..Default::default()
+                            })
+                            .await?;
+                    }
+                    Some(sb::job_event::Event::Epoch(epoch)) if epoch.epoch > last_epoch => {
+                        last_epoch = epoch.epoch;
+                        self.record_epoch(seed, &trial_id, epoch).await?;
+                    }
+                    Some(sb::job_event::Event::Finished(result)) => break Some(result),
+                    _ => {}
+                },
+                Err(status) if !is_transient(&status) => break self.rejected(&status),
+                broken => {
+                    if reattached >= self.peers.retry.attempts {
+                        let why = broken.err().map_or_else(
+                            || "the stream kept ending before the job finished".to_owned(),
+                            |status| status.message().to_owned(),
+                        );
+                        return Err(Status::unavailable(format!(
+                            "{}: lost job {job_id} {reattached} times; last: {why}",
+                            self.peers.sandbox_name
+                        )));
+                    }
+                    reattached += 1;
+                    tokio::time::sleep(self.peers.retry.backoff(reattached + 1)).await;
+                    stream = self.reattach(&job_id, &spec).await?;
+                }
+            }
+        };
+        self.finish(seed, &trial_id, result, stop).await
+    }
+
+    /// A job the sandbox refused (for example a dataset that vanished): a failed seed.
+    fn rejected(&self, status: &Status) -> Option<sb::JobResult> {
+        Some(sb::JobResult {
+            state: common::JobState::Failed as i32,
+            exit_reason: common::ExitReason::Rejected as i32,
+            message: format!("the sandbox refused the job: {}", status.message()),
+            ..Default::default()
+        })
+    }
+
+    async fn record_epoch(
+        &self,
+        seed: u64,
+        trial_id: &str,
+        epoch: sb::EpochMetrics,
+    ) -> Result<(), Status> {
+        let finite: HashMap<String, f64> = epoch
+            .metrics
+            .into_iter()
+            .filter(|(_, value)| value.is_finite())
+            .collect();
+        let points = finite
+            .iter()
+            .map(|(name, value)| common::MetricPoint {
+                name: name.clone(),
+                step: epoch.epoch,
+                value: *value,
+                wall_time: None,
+            })
+            .collect();
+        self.ledger
+            .update_trial(reg::UpdateTrialRequest {
+                id: trial_id.to_owned(),
+                points,
+                ..Default::default()
+            })
+            .await?;
+        self.emit(pb::evaluate_event::Event::SeedEpoch(pb::SeedEpoch {
+            seed,
+            trial_id: trial_id.to_owned(),
+            epoch: epoch.epoch,
+            metrics: finite.clone(),
+        }))
+        .await;
+        let Some(&value) = finite.get(&self.goal.metric) else {
+            return Ok(());
+        };
+        self.curves.record(
+            &self.experiment_id,
+            &self.goal.metric,
+            &self.candidate_id,
+            trial_id,
+            epoch.epoch,
+            value,
+        );
+        if let Some(rule) = &self.pruning
+            && let Some(reason) = self.curves.verdict(
+                &self.experiment_id,
+                &self.goal,
+                &self.candidate_id,
+                epoch.epoch,
+                value,
+                rule,
+            )
+        {
+            self.prune(seed, reason);
+        }
+        Ok(())
+    }
+
+    /// Classifies the end of the job, records it on the trial and tells the caller.
+    async fn finish(
+        &self,
+        seed: u64,
+        trial_id: &str,
+        result: Option<sb::JobResult>,
+        stop: Option<Stop>,
+    ) -> Result<pb::SeedResult, Status> {
+        let result = result.unwrap_or_default();
+        let exit_reason = common::ExitReason::try_from(result.exit_reason).unwrap_or_default();
+        let metric = &self.goal.metric;
+        let final_metrics: HashMap<String, f64> = result
+            .final_metrics
+            .iter()
+            .filter(|(_, value)| value.is_finite())
+            .map(|(name, value)| (name.clone(), *value))
+            .collect();
+        let (state, message) = match (&stop, exit_reason) {
+            (_, common::ExitReason::Completed) if final_metrics.contains_key(metric) => {
+                (common::TrialState::Succeeded, String::new())
+            }
+            (Some(Stop::Pruned(reason)), _) => (common::TrialState::Pruned, reason.clone()),
+            (Some(Stop::Cancelled), _) => (
+                common::TrialState::Cancelled,
+                "cancelled: the evaluation's caller went away".to_owned(),
+            ),
+            (None, common::ExitReason::Completed) => {
+                let mut reported: Vec<&str> = final_metrics.keys().map(String::as_str).collect();
+                reported.sort_unstable();
+                (
+                    common::TrialState::Failed,
+                    format!(
+                        "the job finished without reporting {metric} (it reported: {})",
+                        reported.join(", ")
+                    ),
+                )
+            }
+            (None, reason) => (common::TrialState::Failed, failure_message(reason, &result)),
+        };
+        self.ledger
+            .update_trial(reg::UpdateTrialRequest {
+                id: trial_id.to_owned(),
+                state: Some(state as i32),
+                job_id: None,
+                usage: result.usage,
+                final_metrics: final_metrics.clone(),
+                exit_reason: result.exit_reason,
+                message: Some(message.chars().take(4000).collect()),
+                points: Vec::new(),
+            })
+            .await?;
+        let seed_result = pb::SeedResult {
+            seed,
+            trial_id: trial_id.to_owned(),
+            state: state as i32,
+            exit_reason: result.exit_reason,
+            final_metrics,
+            usage: result.usage,
+            message,
+        };
+        self.emit(pb::evaluate_event::Event::SeedFinished(seed_result.clone()))
+            .await;
+        Ok(seed_result)
+    }
+}
+
+/// Why a job failed, in words, with the sandbox's own message.
+pub fn failure_message(reason: common::ExitReason, result: &sb::JobResult) -> String {
+    let what = match reason {
+        common::ExitReason::Timeout => "timed out",
+        common::ExitReason::OutOfMemory => "ran out of memory",
+        common::ExitReason::OutputLimit => "exceeded the output limit",
+        common::ExitReason::Killed => "was killed",
+        common::ExitReason::Cancelled => "was cancelled",
+        common::ExitReason::Rejected => "was rejected",
+        common::ExitReason::Failed => "failed",
+        _ => "ended without a result",
+    };
+    if result.message.is_empty() {
+        format!("the job {what}")
+    } else {
+        format!("the job {what}: {}", result.message)
+    }
+}
