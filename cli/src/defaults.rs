@@ -32,37 +32,30 @@ fn conv(out_channels: u32) -> Layer {
 pub fn model(input: &InputSpec, num_classes: u32) -> ModelSpec {
     let (name, layers) = match input {
         InputSpec::Image { height, width, .. } => {
-            let mut layers = vec![
-                conv(16),
-                Layer::BatchNorm {
-                    epsilon: None,
-                    momentum: None,
-                },
-                relu(),
-            ];
-            // Pool while the image is large enough to keep at least 4×4 after pooling.
-            if (*height).min(*width) >= 8 {
-                layers.push(Layer::Pool2d {
-                    pool: PoolKind::Max,
-                    kernel_size: 2,
-                    stride: None,
-                    padding: 0,
-                });
+            // Two conv–ReLU–pool stages (pooling only while the image stays at least 4×4), then
+            // flatten into a small classifier, or average globally when that would be large.
+            let pool = || Layer::Pool2d {
+                pool: PoolKind::Max,
+                kernel_size: 2,
+                stride: None,
+                padding: 0,
+            };
+            let (mut h, mut w) = (*height, *width);
+            let mut layers = Vec::new();
+            for channels in [16, 32] {
+                layers.extend([conv(channels), relu()]);
+                if h.min(w) >= 8 {
+                    layers.push(pool());
+                    (h, w) = (h / 2, w / 2);
+                }
             }
-            layers.extend([
-                conv(32),
-                Layer::BatchNorm {
-                    epsilon: None,
-                    momentum: None,
-                },
-                relu(),
-            ]);
-            layers.extend([
-                Layer::GlobalAvgPool,
-                linear(64),
-                relu(),
-                linear(num_classes),
-            ]);
+            let flattened = u64::from(h) * u64::from(w) * 32;
+            layers.push(if flattened <= 8192 {
+                Layer::Flatten
+            } else {
+                Layer::GlobalAvgPool
+            });
+            layers.extend([linear(64), relu(), linear(num_classes)]);
             ("default-cnn", layers)
         }
         InputSpec::Tabular { .. } => (

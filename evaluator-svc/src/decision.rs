@@ -70,7 +70,12 @@ pub fn show(value: f64) -> String {
         return format!("{value:.3e}");
     }
     let decimals = (3 - magnitude).max(0) as usize;
-    format!("{value:.decimals$}")
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
 }
 
 /// A p-value for people.
@@ -266,6 +271,8 @@ mod tests {
         let at = decide(&[0.9, 0.9], &accuracy_goal(0.9), 0.95, 1);
         assert_eq!(at.decision, GoalDecision::NotAchieved);
         assert_eq!(show(0.123456), "0.1235");
+        assert_eq!(show(1.0 - 0.95), "0.05");
+        assert_eq!(show(0.9), "0.9");
         assert_eq!(show(1234.56), "1235");
     }
 }

@@ -166,13 +166,20 @@ async fn through_evaluator(
         })
         .await?
         .into_inner();
+    let mut marks = Vec::new();
     while let Some(event) = stream.message().await? {
+        let name = match &event.event {
+            Some(pb::evaluate_event::Event::SeedStarted(_)) => "started",
+            Some(pb::evaluate_event::Event::SeedEpoch(_)) => "epoch",
+            Some(pb::evaluate_event::Event::SeedFinished(_)) => "finished",
+            _ => "result",
+        };
+        marks.push(format!("{name} {:.0} ms", began.elapsed().as_secs_f64() * 1e3));
         if let Some(pb::evaluate_event::Event::Result(result)) = event.event {
-            anyhow::ensure!(
-                result.failed_seeds == 0,
-                "seeds failed: {}",
-                result.explanation
-            );
+            anyhow::ensure!(result.failed_seeds == 0, "seeds failed: {}", result.explanation);
+            if std::env::var_os("RA_BENCH_TRACE").is_some() {
+                eprintln!("  {}", marks.join(", "));
+            }
             return Ok(began.elapsed().as_secs_f64());
         }
     }
