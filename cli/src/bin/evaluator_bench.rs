@@ -174,9 +174,16 @@ async fn through_evaluator(
             Some(pb::evaluate_event::Event::SeedFinished(_)) => "finished",
             _ => "result",
         };
-        marks.push(format!("{name} {:.0} ms", began.elapsed().as_secs_f64() * 1e3));
+        marks.push(format!(
+            "{name} {:.0} ms",
+            began.elapsed().as_secs_f64() * 1e3
+        ));
         if let Some(pb::evaluate_event::Event::Result(result)) = event.event {
-            anyhow::ensure!(result.failed_seeds == 0, "seeds failed: {}", result.explanation);
+            anyhow::ensure!(
+                result.failed_seeds == 0,
+                "seeds failed: {}",
+                result.explanation
+            );
             if std::env::var_os("RA_BENCH_TRACE").is_some() {
                 eprintln!("  {}", marks.join(", "));
             }
