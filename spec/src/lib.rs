@@ -2,6 +2,7 @@
 //!
 //! - [`model`]: [`ModelSpec`] — an input, a class count and an ordered list of [`Layer`]s.
 //! - [`train`]: [`TrainSpec`] — optimizer, learning rate and schedule, batch size, epochs, ….
+//! - [`examples`]: reference models shared by benchmarks and tests.
 //! - [`convert`]: lossless conversions to and from the `ra.common.v1` proto messages.
 //! - `strategies` (feature `proptest`): random specs for property tests.
 //! - [`shape`]: validation by shape inference, layer by layer, with parameters, FLOPs and
@@ -12,6 +13,7 @@
 //! wire. No Burn here: `ra-trainer` builds modules from these types.
 
 pub mod convert;
+pub mod examples;
 pub mod model;
 pub mod shape;
 #[cfg(feature = "proptest")]

@@ -167,6 +167,42 @@ pub fn shared_data_or_skip(test: &str) -> Option<PathBuf> {
     dir
 }
 
+/// A binary of this workspace's build, beside the test executable's folder (`cargo test
+/// --workspace` builds every binary there).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target folder");
+    let binary = dir.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `cargo test --workspace`",
+        binary.display()
+    );
+    binary
+}
+
+/// The embedded stack (registry, dataset, sandbox with the process backend, evaluator) with
+/// the shared datasets as its originals, offline, its state in the returned temporary folder;
+/// `None` after a loud skip when the datasets are missing.
+pub async fn stack_on_shared_data(test: &str) -> Option<(ra_cli::Stack, tempfile::TempDir)> {
+    let data = shared_data_or_skip(test)?;
+    let root = tempfile::tempdir().expect("temporary directory");
+    let stack = ra_cli::Stack::start(&ra_cli::StackOptions {
+        root: root.path().to_path_buf(),
+        data_dir: Some(data),
+        offline: true,
+        max_concurrent_jobs: 2,
+        docker: false,
+        log_filter: "warn".into(),
+    })
+    .await
+    .expect("start the embedded stack");
+    Some((stack, root))
+}
+
 /// Small valid records for tests that need one but do not test it.
 pub mod fixtures {
     use ra_proto::common::v1 as common;

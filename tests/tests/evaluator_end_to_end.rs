@@ -7,11 +7,11 @@
 //! requests and an unreachable sandbox.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use ra_cli::{Stack, StackOptions};
-use ra_integration_tests::shared_data_or_skip;
+use ra_cli::Stack;
+use ra_integration_tests::{stack_on_shared_data, workspace_binary};
 use ra_proto::common::v1 as common;
 use ra_proto::evaluator::v1 as pb;
 use ra_proto::evaluator::v1::evaluator_service_client::EvaluatorServiceClient;
@@ -27,18 +27,7 @@ struct Harness {
 
 impl Harness {
     async fn start(test: &str) -> Option<Self> {
-        let data = shared_data_or_skip(test)?;
-        let root = tempfile::tempdir().expect("temporary directory");
-        let stack = Stack::start(&StackOptions {
-            root: root.path().to_path_buf(),
-            data_dir: Some(data),
-            offline: true,
-            max_concurrent_jobs: 2,
-            docker: false,
-            log_filter: "warn".into(),
-        })
-        .await
-        .expect("start the embedded stack");
+        let (stack, root) = stack_on_shared_data(test).await?;
         Some(Self { stack, _root: root })
     }
 
@@ -608,18 +597,6 @@ async fn bad_requests_are_refused_with_reasons() {
 struct EvaluatorProcess {
     child: std::process::Child,
     url: String,
-}
-
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target folder");
-    let binary = dir.join(name);
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo test --workspace`",
-        binary.display()
-    );
-    binary
 }
 
 impl EvaluatorProcess {

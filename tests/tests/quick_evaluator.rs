@@ -2,24 +2,12 @@
 //! as a client of a running evaluator, on the real digits data; and the evaluator's contract
 //! through grpcurl and server reflection.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ra_cli::{Stack, StackOptions};
-use ra_integration_tests::{grpcurl, shared_data_or_skip, skip_or_fail};
+use ra_integration_tests::{
+    grpcurl, shared_data_or_skip, skip_or_fail, stack_on_shared_data, workspace_binary,
+};
 use serde_json::Value;
-
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target folder");
-    let binary = dir.join(name);
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo test --workspace`",
-        binary.display()
-    );
-    binary
-}
 
 fn run_json(command: &mut Command) -> Value {
     let output = command.output().expect("run quick-evaluator");
@@ -100,21 +88,11 @@ fn embedded_quick_evaluator_prints_a_decision_as_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quick_evaluator_as_a_client_and_grpcurl_reflection() {
-    let Some(data) = shared_data_or_skip("quick_evaluator_as_a_client_and_grpcurl_reflection")
+    let Some((stack, _root)) =
+        stack_on_shared_data("quick_evaluator_as_a_client_and_grpcurl_reflection").await
     else {
         return;
     };
-    let root = tempfile::tempdir().expect("temporary directory");
-    let stack = Stack::start(&StackOptions {
-        root: root.path().to_path_buf(),
-        data_dir: Some(data),
-        offline: true,
-        max_concurrent_jobs: 2,
-        docker: false,
-        log_filter: "warn".into(),
-    })
-    .await
-    .expect("start the stack");
     let evaluator_url = stack.evaluator_url();
     let dataset_url = stack.dataset_url();
     let result = tokio::task::spawn_blocking(move || {

@@ -20,33 +20,16 @@ use rand::{Rng, SeedableRng};
 use crate::data::{Pipeline, epoch_order};
 use crate::model::{Activations, Network};
 
-/// The reference CNN for 1×28×28 inputs.
+/// The reference CNN for 1×28×28 inputs (linear 1568 → 128 after the poolings).
 pub fn reference_cnn() -> ModelSpec {
-    ModelSpec {
-        name: "reference-cnn".into(),
-        input: InputSpec::Image {
+    ra_spec::examples::reference_cnn(
+        InputSpec::Image {
             channels: 1,
             height: 28,
             width: 28,
         },
-        num_classes: 10,
-        layers: vec![
-            Layer::conv2d(16, 3, 1, 1),
-            Layer::relu(),
-            Layer::max_pool(2),
-            Layer::conv2d(32, 3, 1, 1),
-            Layer::relu(),
-            Layer::max_pool(2),
-            Layer::Flatten,
-            Layer::Linear {
-                out_features: 128,
-                bias: true,
-                in_features: 1568,
-            },
-            Layer::relu(),
-            Layer::linear(10),
-        ],
-    }
+        10,
+    )
 }
 
 /// MLP 784 → 256 → 10.

@@ -22,7 +22,8 @@ use ra_proto::dataset::v1 as ds;
 use ra_proto::dataset::v1::dataset_service_client::DatasetServiceClient;
 use ra_proto::evaluator::v1 as pb;
 use ra_proto::evaluator::v1::evaluator_service_client::EvaluatorServiceClient;
-use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
+use ra_spec::examples::reference_cnn;
+use ra_spec::{InputSpec, ModelSpec, TrainSpec};
 use tokio::task::JoinSet;
 
 #[derive(Debug, Parser)]
@@ -39,27 +40,6 @@ struct Args {
     /// Sandbox jobs (and direct runs) at once.
     #[arg(long, default_value_t = 2)]
     parallel: u32,
-}
-
-/// The reference CNN (two convolutions, two poolings, a 128-unit hidden layer) for `input`.
-fn reference_cnn(input: InputSpec, num_classes: u32) -> ModelSpec {
-    ModelSpec {
-        name: "reference-cnn".into(),
-        input,
-        num_classes,
-        layers: vec![
-            Layer::conv2d(16, 3, 1, 1),
-            Layer::relu(),
-            Layer::max_pool(2),
-            Layer::conv2d(32, 3, 1, 1),
-            Layer::relu(),
-            Layer::max_pool(2),
-            Layer::Flatten,
-            Layer::linear(128),
-            Layer::relu(),
-            Layer::linear(num_classes),
-        ],
-    }
 }
 
 fn one_epoch() -> TrainSpec {
