@@ -141,6 +141,7 @@ impl Evaluator {
             events,
             cancelled,
             pruned: CancellationToken::new(),
+            fail_fast: CancellationToken::new(),
             prune_reason: Mutex::new(None),
         });
         if plan.pruning.is_some() {
@@ -374,7 +375,6 @@ impl Evaluator {
     ) -> Result<Vec<pb::SeedResult>, Status> {
         let mut results = Vec::with_capacity(seeds.len());
         let slots = Arc::new(Semaphore::new(self.settings.max_parallel_seeds as usize));
-        let fail_fast = CancellationToken::new();
         let mut running = FuturesUnordered::new();
         for &seed in seeds {
             if let Some(reused) = earlier.ended.remove(&seed) {
@@ -387,10 +387,9 @@ impl Evaluator {
             let adopted = earlier.adopt.remove(&seed);
             let context = Arc::clone(context);
             let slots = Arc::clone(&slots);
-            let fail_fast = fail_fast.clone();
             running.push(tokio::spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                if fail_fast.is_cancelled() {
+                if context.fail_fast.is_cancelled() {
                     return Ok(None);
                 }
                 context.run_seed(seed, adopted).await.map(Some)
@@ -405,7 +404,7 @@ impl Evaluator {
                     if policy == FailurePolicy::FailFast
                         && result.state == common::TrialState::Failed as i32
                     {
-                        fail_fast.cancel();
+                        context.fail_fast.cancel();
                     }
                     results.push(result);
                 }

@@ -46,6 +46,8 @@ pub struct SeedContext {
     pub cancelled: CancellationToken,
     /// A seed was pruned: the candidate stops.
     pub pruned: CancellationToken,
+    /// A seed failed under FAIL_FAST: the others stop.
+    pub fail_fast: CancellationToken,
     pub prune_reason: Mutex<Option<String>>,
 }
 
@@ -54,6 +56,7 @@ pub struct SeedContext {
 enum Stop {
     Pruned(String),
     Cancelled,
+    FailFast,
 }
 
 impl SeedContext {
@@ -219,6 +222,11 @@ impl SeedContext {
                     stop = Some(Stop::Pruned(reason));
                     continue;
                 }
+                () = self.fail_fast.cancelled(), if stop.is_none() => {
+                    self.cancel_job(&job_id, "another seed failed (FAIL_FAST)");
+                    stop = Some(Stop::FailFast);
+                    continue;
+                }
                 message = stream.message() => message,
             };
             match message {
@@ -355,6 +363,10 @@ impl SeedContext {
             (Some(Stop::Cancelled), _) => (
                 common::TrialState::Cancelled,
                 "cancelled: the evaluation's caller went away".to_owned(),
+            ),
+            (Some(Stop::FailFast), _) => (
+                common::TrialState::Cancelled,
+                "stopped: another seed failed and the failure policy is FAIL_FAST".to_owned(),
             ),
             (None, common::ExitReason::Completed) => {
                 let mut reported: Vec<&str> = final_metrics.keys().map(String::as_str).collect();
