@@ -1,0 +1,17 @@
+//! planner-svc: research sessions — a goal in words turned into a ResearchGoal, candidates
+//! proposed by a strategy, evaluated, recorded and decided until the goal is met or the budget
+//! is spent.
+//!
+//! Built so far (issue 7 in progress):
+//! - [`goal`]: free text such as "Design a CNN for CIFAR-10 with >75% accuracy" parsed into
+//!   dataset, metric, threshold, direction, seeds, budget and model family, with a clear error
+//!   that lists what was understood.
+//! - [`space`], [`strategy`]: search spaces per input kind and the `Strategy` trait with the
+//!   `random` strategy; every proposal validated by `ra-spec` within the budget, with its
+//!   rationale.
+
+pub mod goal;
+pub mod space;
+pub mod strategy;
+
+pub use goal::{GoalError, ParsedGoal, parse_goal};

@@ -1,0 +1,317 @@
+//! Proposal strategies behind one trait: each proposal is a ModelSpec + TrainSpec that passes
+//! `ra-spec` validation within the session's budget, with its rationale in words.
+//!
+//! Built so far: `random` (the search spaces of [`crate::space`]). `evolution`, `llm` and
+//! `hybrid` implement the same trait (issue 7, still to do).
+
+use ra_spec::{Budget, InputSpec, ModelSpec, TrainSpec};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+
+use crate::space;
+
+/// An evaluated (or failed) candidate of the session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+    /// Mean of the target metric over the seeds; `None` if it failed.
+    pub score: Option<f64>,
+    pub failure: Option<String>,
+}
+
+/// What a strategy proposes for.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub input: &'a InputSpec,
+    pub num_classes: u32,
+    /// "cnn", "resnet", "mlp" or "text" when the goal names one.
+    pub family: Option<&'a str>,
+    pub history: &'a [HistoryEntry],
+    pub budget: &'a Budget,
+    pub max_epochs: u32,
+}
+
+/// One proposed candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+    pub rationale: String,
+    pub strategy: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StrategyError {
+    #[error("model family {family:?} does not fit {input} input; use one of: {}", fitting.join(", "))]
+    FamilyMismatch {
+        family: String,
+        input: &'static str,
+        fitting: Vec<&'static str>,
+    },
+    #[error("no valid new proposal after {tries} tries; last refusal: {last}")]
+    Exhausted { tries: usize, last: String },
+}
+
+/// A way of proposing candidates.
+pub trait Strategy: Send {
+    fn name(&self) -> &'static str;
+    /// `count` new proposals (none equal to an earlier candidate).
+    fn propose(
+        &mut self,
+        context: &Context<'_>,
+        count: usize,
+    ) -> Result<Vec<Proposal>, StrategyError>;
+}
+
+/// Tries per proposal before giving up (the spaces are small; duplicates get likelier late).
+const TRIES_PER_PROPOSAL: usize = 200;
+
+fn input_kind(input: &InputSpec) -> &'static str {
+    match input {
+        InputSpec::Image { .. } => "image",
+        InputSpec::Tabular { .. } => "tabular",
+        InputSpec::Text { .. } => "text",
+    }
+}
+
+/// The families to sample from: the goal's, if it fits the input, else all that fit.
+pub fn families(context: &Context<'_>) -> Result<Vec<&'static str>, StrategyError> {
+    let fitting = space::families_for(context.input);
+    match context.family {
+        None | Some("") => Ok(fitting.to_vec()),
+        Some(family) => fitting
+            .iter()
+            .find(|f| **f == family)
+            .map(|f| vec![*f])
+            .ok_or_else(|| StrategyError::FamilyMismatch {
+                family: family.to_owned(),
+                input: input_kind(context.input),
+                fitting: fitting.to_vec(),
+            }),
+    }
+}
+
+/// Whether `model` + `train` repeats a candidate already tried or proposed (names aside).
+fn repeats(model: &ModelSpec, train: &TrainSpec, seen: &[(ModelSpec, TrainSpec)]) -> bool {
+    seen.iter()
+        .any(|(m, t)| m.layers == model.layers && m.input == model.input && t == train)
+}
+
+/// Uniform samples from the search spaces.
+#[derive(Debug)]
+pub struct RandomSearch {
+    rng: StdRng,
+}
+
+impl RandomSearch {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl Strategy for RandomSearch {
+    fn name(&self) -> &'static str {
+        "random"
+    }
+
+    fn propose(
+        &mut self,
+        context: &Context<'_>,
+        count: usize,
+    ) -> Result<Vec<Proposal>, StrategyError> {
+        let families = families(context)?;
+        let mut seen: Vec<(ModelSpec, TrainSpec)> = context
+            .history
+            .iter()
+            .map(|h| (h.model.clone(), h.train.clone()))
+            .collect();
+        let mut proposals = Vec::with_capacity(count);
+        let mut last = String::from("none");
+        let mut tries = 0;
+        while proposals.len() < count {
+            if tries >= TRIES_PER_PROPOSAL * count {
+                return Err(StrategyError::Exhausted { tries, last });
+            }
+            tries += 1;
+            let family = families.choose(&mut self.rng).copied().unwrap_or("mlp");
+            let model =
+                space::sample_model(&mut self.rng, family, context.input, context.num_classes);
+            let train = space::sample_train(&mut self.rng, context.max_epochs);
+            if let Err(error) = ra_spec::validate_model(&model.value, context.budget) {
+                last = error.to_string();
+                continue;
+            }
+            if let Err(error) = train.value.validate() {
+                last = error.to_string();
+                continue;
+            }
+            if repeats(&model.value, &train.value, &seen) {
+                last = "a repeat of an earlier candidate".into();
+                continue;
+            }
+            seen.push((model.value.clone(), train.value.clone()));
+            let rationale = format!(
+                "random search over the {family} space for {} input: {}; {}. Exploration: \
+                 {} candidate(s) evaluated so far{}.",
+                input_kind(context.input),
+                model.description,
+                train.description,
+                context.history.len(),
+                best_so_far(context.history)
+            );
+            proposals.push(Proposal {
+                model: model.value,
+                train: train.value,
+                rationale,
+                strategy: self.name(),
+            });
+        }
+        Ok(proposals)
+    }
+}
+
+fn best_so_far(history: &[HistoryEntry]) -> String {
+    history
+        .iter()
+        .filter_map(|h| h.score)
+        .fold(None, |best: Option<f64>, s| {
+            Some(best.map_or(s, |b| b.max(s)))
+        })
+        .map(|best| format!(", best mean so far {best:.4}"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context<'a>(
+        input: &'a InputSpec,
+        budget: &'a Budget,
+        history: &'a [HistoryEntry],
+    ) -> Context<'a> {
+        Context {
+            input,
+            num_classes: 10,
+            family: None,
+            history,
+            budget,
+            max_epochs: 8,
+        }
+    }
+
+    #[test]
+    fn random_proposals_are_valid_for_every_input_kind() {
+        let budget = Budget::default();
+        let inputs = [
+            InputSpec::Image {
+                channels: 3,
+                height: 32,
+                width: 32,
+            },
+            InputSpec::Image {
+                channels: 1,
+                height: 8,
+                width: 8,
+            },
+            InputSpec::Tabular { features: 64 },
+            InputSpec::Text {
+                vocab_size: 5000,
+                sequence_length: 64,
+            },
+        ];
+        for input in &inputs {
+            let mut strategy = RandomSearch::new(7);
+            let proposals = strategy
+                .propose(&context(input, &budget, &[]), 20)
+                .unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(proposals.len(), 20);
+            // Every shape of the space passes validation: each variant shows up.
+            let names: Vec<&str> = proposals
+                .iter()
+                .flat_map(|p| p.model.layers.iter().map(ra_spec::Layer::kind))
+                .collect();
+            let expected: &[&str] = match input {
+                InputSpec::Image { .. } => &["residual", "conv2d", "pool2d"],
+                InputSpec::Text { .. } => &["conv1d", "embedding"],
+                InputSpec::Tabular { .. } => &["linear"],
+            };
+            for kind in expected {
+                assert!(names.contains(kind), "{input:?}: no {kind} among {names:?}");
+            }
+            for proposal in &proposals {
+                ra_spec::validate_model(&proposal.model, &budget).expect("valid model");
+                proposal.train.validate().expect("valid recipe");
+                assert!(proposal.train.epochs <= 8 && proposal.train.epochs >= 4);
+                assert!(
+                    proposal.rationale.starts_with("random search"),
+                    "{}",
+                    proposal.rationale
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_seed_proposes_the_same_and_history_is_not_repeated() {
+        let budget = Budget::default();
+        let input = InputSpec::Tabular { features: 16 };
+        let first = RandomSearch::new(3)
+            .propose(&context(&input, &budget, &[]), 5)
+            .expect("ok");
+        let again = RandomSearch::new(3)
+            .propose(&context(&input, &budget, &[]), 5)
+            .expect("ok");
+        assert_eq!(first, again);
+        let history: Vec<HistoryEntry> = first
+            .iter()
+            .map(|p| HistoryEntry {
+                model: p.model.clone(),
+                train: p.train.clone(),
+                score: Some(0.5),
+                failure: None,
+            })
+            .collect();
+        let next = RandomSearch::new(3)
+            .propose(&context(&input, &budget, &history), 5)
+            .expect("ok");
+        for proposal in &next {
+            assert!(!repeats(
+                &proposal.model,
+                &proposal.train,
+                &history
+                    .iter()
+                    .map(|h| (h.model.clone(), h.train.clone()))
+                    .collect::<Vec<_>>()
+            ));
+            assert!(proposal.rationale.contains("best mean so far 0.5000"));
+        }
+    }
+
+    #[test]
+    fn a_family_that_does_not_fit_is_refused() {
+        let budget = Budget::default();
+        let input = InputSpec::Tabular { features: 16 };
+        let mut with_family = context(&input, &budget, &[]);
+        with_family.family = Some("cnn");
+        let error = RandomSearch::new(1)
+            .propose(&with_family, 1)
+            .expect_err("cnn on tabular");
+        assert!(
+            error.to_string().contains("does not fit tabular input"),
+            "{error}"
+        );
+        let tight = Budget {
+            max_parameters: 10,
+            ..Budget::default()
+        };
+        let error = RandomSearch::new(1)
+            .propose(&context(&input, &tight, &[]), 1)
+            .expect_err("no room");
+        assert!(matches!(error, StrategyError::Exhausted { .. }), "{error}");
+    }
+}
