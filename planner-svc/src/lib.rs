@@ -6,11 +6,12 @@
 //! - [`goal`]: free text such as "Design a CNN for CIFAR-10 with >75% accuracy" parsed into
 //!   dataset, metric, threshold, direction, seeds, budget and model family, with a clear error
 //!   that lists what was understood.
-//! - [`space`], [`strategy`]: search spaces per input kind and the `Strategy` trait with the
-//!   `random` strategy; every proposal validated by `ra-spec` within the budget, with its
+//! - [`space`], [`strategy`], [`mutate`]: search spaces per input kind and the `Strategy` trait
+//!   with the `random` and `evolution` strategies; every proposal validated by `ra-spec` within the budget, with its
 //!   rationale.
 
 pub mod goal;
+pub mod mutate;
 pub mod space;
 pub mod strategy;
 

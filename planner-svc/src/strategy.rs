@@ -1,8 +1,9 @@
 //! Proposal strategies behind one trait: each proposal is a ModelSpec + TrainSpec that passes
 //! `ra-spec` validation within the session's budget, with its rationale in words.
 //!
-//! Built so far: `random` (the search spaces of [`crate::space`]). `evolution`, `llm` and
-//! `hybrid` implement the same trait (issue 7, still to do).
+//! Built so far: `random` (the search spaces of [`crate::space`]) and `evolution` (regularised
+//! evolution: a tournament among the most recent evaluated candidates, the winner mutated by
+//! [`crate::mutate`]). `llm` and `hybrid` are to implement the same trait (issue 7, still to do).
 
 use ra_spec::{Budget, InputSpec, ModelSpec, TrainSpec};
 use rand::SeedableRng;
@@ -31,6 +32,15 @@ pub struct Context<'a> {
     pub history: &'a [HistoryEntry],
     pub budget: &'a Budget,
     pub max_epochs: u32,
+    /// Whether larger scores are better (accuracy) or smaller (loss).
+    pub maximize: bool,
+}
+
+impl Context<'_> {
+    /// Whether score `a` is better than `b`.
+    pub fn better(&self, a: f64, b: f64) -> bool {
+        if self.maximize { a > b } else { a < b }
+    }
 }
 
 /// One proposed candidate.
@@ -161,7 +171,7 @@ impl Strategy for RandomSearch {
                 model.description,
                 train.description,
                 context.history.len(),
-                best_so_far(context.history)
+                best_so_far(context)
             );
             proposals.push(Proposal {
                 model: model.value,
@@ -174,15 +184,158 @@ impl Strategy for RandomSearch {
     }
 }
 
-fn best_so_far(history: &[HistoryEntry]) -> String {
-    history
+fn best_so_far(context: &Context<'_>) -> String {
+    context
+        .history
         .iter()
         .filter_map(|h| h.score)
         .fold(None, |best: Option<f64>, s| {
-            Some(best.map_or(s, |b| b.max(s)))
+            Some(best.map_or(s, |b| if context.better(s, b) { s } else { b }))
         })
         .map(|best| format!(", best mean so far {best:.4}"))
         .unwrap_or_default()
+}
+
+/// Regularised evolution (Real et al. 2019): a tournament among the `population` most recent
+/// evaluated candidates; the best of it is mutated once. Until `tournament` candidates have
+/// been evaluated it proposes random samples, and says so.
+#[derive(Debug)]
+pub struct Evolution {
+    rng: StdRng,
+    warm_up: RandomSearch,
+    pub tournament: usize,
+    pub population: usize,
+}
+
+impl Evolution {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            warm_up: RandomSearch::new(seed ^ 0x5eed),
+            tournament: 3,
+            population: 10,
+        }
+    }
+}
+
+impl Strategy for Evolution {
+    fn name(&self) -> &'static str {
+        "evolution"
+    }
+
+    fn propose(
+        &mut self,
+        context: &Context<'_>,
+        count: usize,
+    ) -> Result<Vec<Proposal>, StrategyError> {
+        families(context)?;
+        let evaluated: Vec<(usize, &HistoryEntry)> = context
+            .history
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.score.is_some_and(f64::is_finite))
+            .collect();
+        if evaluated.len() < self.tournament {
+            let mut proposals = self.warm_up.propose(context, count)?;
+            for proposal in &mut proposals {
+                proposal.strategy = self.name();
+                proposal.rationale = format!(
+                    "evolution, warming up ({} of {} candidates needed for a tournament evaluated): {}",
+                    evaluated.len(),
+                    self.tournament,
+                    proposal.rationale
+                );
+            }
+            return Ok(proposals);
+        }
+        let recent = &evaluated[evaluated.len().saturating_sub(self.population)..];
+        let mut seen: Vec<(ModelSpec, TrainSpec)> = context
+            .history
+            .iter()
+            .map(|h| (h.model.clone(), h.train.clone()))
+            .collect();
+        let mut proposals = Vec::with_capacity(count);
+        let mut last = String::from("none");
+        let mut tries = 0;
+        while proposals.len() < count {
+            if tries >= TRIES_PER_PROPOSAL * count {
+                return Err(StrategyError::Exhausted { tries, last });
+            }
+            tries += 1;
+            let entrants: Vec<&(usize, &HistoryEntry)> = recent
+                .choose_multiple(&mut self.rng, self.tournament)
+                .collect();
+            let Some(&&(index, parent)) =
+                entrants
+                    .iter()
+                    .reduce(|best, entry| match (entry.1.score, best.1.score) {
+                        (Some(a), Some(b)) if context.better(a, b) => entry,
+                        _ => best,
+                    })
+            else {
+                continue;
+            };
+            // One mutation, or a chain of up to three when the first ones only lead back to
+            // candidates already tried (a single parent's neighbourhood is small).
+            let mut child: Option<crate::mutate::Mutation> = None;
+            for _ in 0..3 {
+                let (model, train) = child
+                    .as_ref()
+                    .map_or((&parent.model, &parent.train), |c| (&c.model, &c.train));
+                let Some(next) =
+                    crate::mutate::mutate(model, train, context.max_epochs, &mut self.rng)
+                else {
+                    continue;
+                };
+                let change = match &child {
+                    Some(previous) => format!("{}, then {}", previous.change, next.change),
+                    None => next.change.clone(),
+                };
+                let fresh = !repeats(&next.model, &next.train, &seen);
+                child = Some(crate::mutate::Mutation { change, ..next });
+                if fresh {
+                    break;
+                }
+            }
+            let Some(child) = child else {
+                last = "no mutation applies".into();
+                continue;
+            };
+            if let Err(error) = ra_spec::validate_model(&child.model, context.budget) {
+                last = error.to_string();
+                continue;
+            }
+            if let Err(error) = child.train.validate() {
+                last = error.to_string();
+                continue;
+            }
+            if repeats(&child.model, &child.train, &seen) {
+                last = "a repeat of an earlier candidate".into();
+                continue;
+            }
+            seen.push((child.model.clone(), child.train.clone()));
+            let rationale = format!(
+                "evolution: {} of candidate #{} (mean {:.4}, the best of a tournament of {} among \
+                 the last {} evaluated){}.",
+                child.change,
+                index + 1,
+                parent.score.unwrap_or(f64::NAN),
+                entrants.len(),
+                recent.len(),
+                best_so_far(context)
+            );
+            let mut model = child.model;
+            let stem = parent.model.name.split("-m").next().unwrap_or("evo");
+            model.name = format!("{stem}-m{}", context.history.len() + proposals.len() + 1);
+            proposals.push(Proposal {
+                model,
+                train: child.train,
+                rationale,
+                strategy: self.name(),
+            });
+        }
+        Ok(proposals)
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +354,7 @@ mod tests {
             history,
             budget,
             max_epochs: 8,
+            maximize: true,
         }
     }
 
@@ -313,5 +467,87 @@ mod tests {
             .propose(&context(&input, &tight, &[]), 1)
             .expect_err("no room");
         assert!(matches!(error, StrategyError::Exhausted { .. }), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod evolution_tests {
+    use super::*;
+
+    fn history_of(proposals: &[Proposal], scores: &[f64]) -> Vec<HistoryEntry> {
+        proposals
+            .iter()
+            .zip(scores)
+            .map(|(p, score)| HistoryEntry {
+                model: p.model.clone(),
+                train: p.train.clone(),
+                score: Some(*score),
+                failure: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn evolution_warms_up_then_mutates_tournament_winners() {
+        let budget = Budget::default();
+        for input in [
+            InputSpec::Tabular { features: 20 },
+            InputSpec::Image {
+                channels: 3,
+                height: 32,
+                width: 32,
+            },
+            InputSpec::Text {
+                vocab_size: 1000,
+                sequence_length: 32,
+            },
+        ] {
+            let mut evolution = Evolution::new(11);
+            let mut context = Context {
+                input: &input,
+                num_classes: 4,
+                family: None,
+                history: &[],
+                budget: &budget,
+                max_epochs: 6,
+                maximize: true,
+            };
+            let first = evolution.propose(&context, 3).expect("warm-up");
+            assert!(
+                first
+                    .iter()
+                    .all(|p| p.rationale.starts_with("evolution, warming up"))
+            );
+            let history = history_of(&first, &[0.5, 0.9, 0.7]);
+            context.history = &history;
+            let children = evolution.propose(&context, 10).expect("children");
+            assert_eq!(children.len(), 10);
+            for child in &children {
+                assert!(
+                    child.rationale.starts_with("evolution: "),
+                    "{}",
+                    child.rationale
+                );
+                // With all three in every tournament, the winner is always candidate #2.
+                assert!(
+                    child.rationale.contains("candidate #2 (mean 0.9000"),
+                    "{}",
+                    child.rationale
+                );
+                ra_spec::validate_model(&child.model, &budget).expect("valid child");
+                assert_ne!(
+                    (&child.model.layers, &child.train),
+                    (&first[1].model.layers, &first[1].train)
+                );
+            }
+            // Minimising: the lowest score wins.
+            context.maximize = false;
+            let children = evolution.propose(&context, 3).expect("children");
+            assert!(
+                children
+                    .iter()
+                    .all(|c| c.rationale.contains("candidate #1 (mean 0.5000"))
+            );
+        }
     }
 }
