@@ -109,6 +109,23 @@ fn repeats(model: &ModelSpec, train: &TrainSpec, seen: &[(ModelSpec, TrainSpec)]
         .any(|(m, t)| m.layers == model.layers && m.input == model.input && t == train)
 }
 
+/// Accepts a candidate that validates within the budget and repeats nothing in `seen` (to
+/// which it is then added); otherwise the reason.
+fn admit(
+    model: &ModelSpec,
+    train: &TrainSpec,
+    context: &Context<'_>,
+    seen: &mut Vec<(ModelSpec, TrainSpec)>,
+) -> Result<(), String> {
+    ra_spec::validate_model(model, context.budget).map_err(|error| error.to_string())?;
+    train.validate().map_err(|error| error.to_string())?;
+    if repeats(model, train, seen) {
+        return Err("a repeat of an earlier candidate".into());
+    }
+    seen.push((model.clone(), train.clone()));
+    Ok(())
+}
+
 /// Uniform samples from the search spaces.
 #[derive(Debug)]
 pub struct RandomSearch {
@@ -151,19 +168,10 @@ impl Strategy for RandomSearch {
             let model =
                 space::sample_model(&mut self.rng, family, context.input, context.num_classes);
             let train = space::sample_train(&mut self.rng, context.max_epochs);
-            if let Err(error) = ra_spec::validate_model(&model.value, context.budget) {
-                last = error.to_string();
+            if let Err(refusal) = admit(&model.value, &train.value, context, &mut seen) {
+                last = refusal;
                 continue;
             }
-            if let Err(error) = train.value.validate() {
-                last = error.to_string();
-                continue;
-            }
-            if repeats(&model.value, &train.value, &seen) {
-                last = "a repeat of an earlier candidate".into();
-                continue;
-            }
-            seen.push((model.value.clone(), train.value.clone()));
             let rationale = format!(
                 "random search over the {family} space for {} input: {}; {}. Exploration: \
                  {} candidate(s) evaluated so far{}.",
@@ -301,19 +309,10 @@ impl Strategy for Evolution {
                 last = "no mutation applies".into();
                 continue;
             };
-            if let Err(error) = ra_spec::validate_model(&child.model, context.budget) {
-                last = error.to_string();
+            if let Err(refusal) = admit(&child.model, &child.train, context, &mut seen) {
+                last = refusal;
                 continue;
             }
-            if let Err(error) = child.train.validate() {
-                last = error.to_string();
-                continue;
-            }
-            if repeats(&child.model, &child.train, &seen) {
-                last = "a repeat of an earlier candidate".into();
-                continue;
-            }
-            seen.push((child.model.clone(), child.train.clone()));
             let rationale = format!(
                 "evolution: {} of candidate #{} (mean {:.4}, the best of a tournament of {} among \
                  the last {} evaluated){}.",
