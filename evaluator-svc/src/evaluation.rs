@@ -164,7 +164,7 @@ impl Evaluator {
                     "the evaluation was cancelled: its caller went away",
                 ));
             }
-            let values = succeeded_values(&results, &plan.goal.metric);
+            let values = report::succeeded_values(results.values(), &plan.goal.metric);
             let verdict = decision::decide(&values, &plan.goal, plan.confidence, looks);
             let failed = results
                 .values()
@@ -479,13 +479,4 @@ fn research_goal(plan: &Plan, prepared_dataset_id: &str) -> common::ResearchGoal
         budget: None,
         model_family: String::new(),
     }
-}
-
-/// The goal metric of every succeeded seed, in seed order.
-fn succeeded_values(results: &BTreeMap<u64, pb::SeedResult>, metric: &str) -> Vec<f64> {
-    results
-        .values()
-        .filter(|r| r.state == common::TrialState::Succeeded as i32)
-        .filter_map(|r| r.final_metrics.get(metric).copied())
-        .collect()
 }

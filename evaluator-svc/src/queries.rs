@@ -39,16 +39,6 @@ pub async fn get_evaluation(ledger: &Ledger, id: &str) -> Result<pb::EvaluationR
     Ok(report::from_record(evaluation, trials))
 }
 
-/// The target metric of every succeeded seed of an evaluation.
-fn succeeded(result: &pb::EvaluationResult, metric: &str) -> Vec<f64> {
-    result
-        .seeds
-        .iter()
-        .filter(|seed| seed.state == common::TrialState::Succeeded as i32)
-        .filter_map(|seed| seed.final_metrics.get(metric).copied())
-        .collect()
-}
-
 /// Welch's t-test of evaluation a against b on a's target metric.
 pub async fn compare(
     ledger: &Ledger,
@@ -83,7 +73,10 @@ pub async fn compare(
         )));
     }
     let direction = direction_of(a.target.as_ref());
-    let (values_a, values_b) = (succeeded(&a, &metric), succeeded(&b, &metric));
+    let (values_a, values_b) = (
+        report::succeeded_values(&a.seeds, &metric),
+        report::succeeded_values(&b.seeds, &metric),
+    );
     let (summary_a, summary_b) = (Summary::of(&values_a), Summary::of(&values_b));
     let test = stats::welch(&summary_a, &summary_b, confidence).map_err(|error| match error {
         CompareError::TooFew { group, n } => Status::failed_precondition(format!(

@@ -212,6 +212,18 @@ pub fn from_record(evaluation: reg::Evaluation, trials: Vec<reg::Trial>) -> pb::
     }
 }
 
+/// The `metric` of every succeeded seed, in the order given: the values the statistics use.
+pub fn succeeded_values<'a>(
+    seeds: impl IntoIterator<Item = &'a pb::SeedResult>,
+    metric: &str,
+) -> Vec<f64> {
+    seeds
+        .into_iter()
+        .filter(|seed| seed.state == common::TrialState::Succeeded as i32)
+        .filter_map(|seed| seed.final_metrics.get(metric).copied())
+        .collect()
+}
+
 /// A trial as a seed result.
 pub fn seed_result(trial: reg::Trial) -> pb::SeedResult {
     pb::SeedResult {

@@ -28,71 +28,41 @@ fn scale(value: u32, factor: f64) -> u32 {
     ((f64::from(value) * factor).round() as u32).clamp(4, 4096)
 }
 
-/// Every width (channels, hidden units, embedding size) times `factor`, the classifier kept.
+/// Every width (channels, hidden units, embedding size) times `factor`, the classifier (layer
+/// `keep`) kept; input sizes are left to inference.
 fn rescale(layers: &[Layer], factor: f64, keep: Option<usize>) -> Vec<Layer> {
-    layers
-        .iter()
-        .enumerate()
-        .map(|(index, layer)| match layer {
+    let mut out = layers.to_vec();
+    for (index, layer) in out.iter_mut().enumerate() {
+        match layer {
             Layer::Conv2d {
                 out_channels,
-                kernel_size,
-                stride,
-                padding,
-                bias,
+                in_channels,
                 ..
-            } => Layer::Conv2d {
-                out_channels: scale(*out_channels, factor),
-                kernel_size: *kernel_size,
-                stride: *stride,
-                padding: *padding,
-                bias: *bias,
-                in_channels: 0,
-            },
-            Layer::Conv1d {
+            }
+            | Layer::Conv1d {
                 out_channels,
-                kernel_size,
-                stride,
-                padding,
-                bias,
+                in_channels,
                 ..
-            } => Layer::Conv1d {
-                out_channels: scale(*out_channels, factor),
-                kernel_size: *kernel_size,
-                stride: *stride,
-                padding: *padding,
-                bias: *bias,
-                in_channels: 0,
-            },
+            } => {
+                *out_channels = scale(*out_channels, factor);
+                *in_channels = 0;
+            }
             Layer::Linear {
-                out_features, bias, ..
-            } if Some(index) != keep => Layer::Linear {
-                out_features: scale(*out_features, factor),
-                bias: *bias,
-                in_features: 0,
-            },
-            Layer::Linear {
-                out_features, bias, ..
-            } => Layer::Linear {
-                out_features: *out_features,
-                bias: *bias,
-                in_features: 0,
-            },
-            Layer::Embedding { embedding_dim } => Layer::Embedding {
-                embedding_dim: scale(*embedding_dim, factor),
-            },
-            Layer::Residual {
-                layers,
-                skip,
-                post_activation,
-            } => Layer::Residual {
-                layers: rescale(layers, factor, None),
-                skip: *skip,
-                post_activation: *post_activation,
-            },
-            other => other.clone(),
-        })
-        .collect()
+                out_features,
+                in_features,
+                ..
+            } => {
+                if Some(index) != keep {
+                    *out_features = scale(*out_features, factor);
+                }
+                *in_features = 0;
+            }
+            Layer::Embedding { embedding_dim } => *embedding_dim = scale(*embedding_dim, factor),
+            Layer::Residual { layers, .. } => *layers = rescale(layers, factor, None),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// One more block like the last one: a residual block, a shape-keeping conv group, or a hidden

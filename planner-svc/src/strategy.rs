@@ -126,6 +126,38 @@ fn admit(
     Ok(())
 }
 
+/// Draws candidates until `count` of them are admitted (see [`admit`]) or the tries run out.
+/// `draw` gets the candidates seen so far and how many were accepted, and returns a proposal
+/// or why it has none.
+fn draw_until(
+    context: &Context<'_>,
+    count: usize,
+    mut draw: impl FnMut(&[(ModelSpec, TrainSpec)], usize) -> Result<Proposal, String>,
+) -> Result<Vec<Proposal>, StrategyError> {
+    let mut seen: Vec<(ModelSpec, TrainSpec)> = context
+        .history
+        .iter()
+        .map(|h| (h.model.clone(), h.train.clone()))
+        .collect();
+    let mut proposals = Vec::with_capacity(count);
+    let mut last = String::from("none");
+    let mut tries = 0;
+    while proposals.len() < count {
+        if tries >= TRIES_PER_PROPOSAL * count {
+            return Err(StrategyError::Exhausted { tries, last });
+        }
+        tries += 1;
+        let admitted = draw(&seen, proposals.len()).and_then(|proposal| {
+            admit(&proposal.model, &proposal.train, context, &mut seen).map(|()| proposal)
+        });
+        match admitted {
+            Ok(proposal) => proposals.push(proposal),
+            Err(refusal) => last = refusal,
+        }
+    }
+    Ok(proposals)
+}
+
 /// Uniform samples from the search spaces.
 #[derive(Debug)]
 pub struct RandomSearch {
@@ -151,27 +183,12 @@ impl Strategy for RandomSearch {
         count: usize,
     ) -> Result<Vec<Proposal>, StrategyError> {
         let families = families(context)?;
-        let mut seen: Vec<(ModelSpec, TrainSpec)> = context
-            .history
-            .iter()
-            .map(|h| (h.model.clone(), h.train.clone()))
-            .collect();
-        let mut proposals = Vec::with_capacity(count);
-        let mut last = String::from("none");
-        let mut tries = 0;
-        while proposals.len() < count {
-            if tries >= TRIES_PER_PROPOSAL * count {
-                return Err(StrategyError::Exhausted { tries, last });
-            }
-            tries += 1;
+        let name = self.name();
+        draw_until(context, count, |_, _| {
             let family = families.choose(&mut self.rng).copied().unwrap_or("mlp");
             let model =
                 space::sample_model(&mut self.rng, family, context.input, context.num_classes);
             let train = space::sample_train(&mut self.rng, context.max_epochs);
-            if let Err(refusal) = admit(&model.value, &train.value, context, &mut seen) {
-                last = refusal;
-                continue;
-            }
             let rationale = format!(
                 "random search over the {family} space for {} input: {}; {}. Exploration: \
                  {} candidate(s) evaluated so far{}.",
@@ -181,14 +198,13 @@ impl Strategy for RandomSearch {
                 context.history.len(),
                 best_so_far(context)
             );
-            proposals.push(Proposal {
+            Ok(Proposal {
                 model: model.value,
                 train: train.value,
                 rationale,
-                strategy: self.name(),
-            });
-        }
-        Ok(proposals)
+                strategy: name,
+            })
+        })
     }
 }
 
@@ -257,32 +273,18 @@ impl Strategy for Evolution {
             return Ok(proposals);
         }
         let recent = &evaluated[evaluated.len().saturating_sub(self.population)..];
-        let mut seen: Vec<(ModelSpec, TrainSpec)> = context
-            .history
-            .iter()
-            .map(|h| (h.model.clone(), h.train.clone()))
-            .collect();
-        let mut proposals = Vec::with_capacity(count);
-        let mut last = String::from("none");
-        let mut tries = 0;
-        while proposals.len() < count {
-            if tries >= TRIES_PER_PROPOSAL * count {
-                return Err(StrategyError::Exhausted { tries, last });
-            }
-            tries += 1;
+        let name = self.name();
+        draw_until(context, count, |seen, accepted| {
             let entrants: Vec<&(usize, &HistoryEntry)> = recent
                 .choose_multiple(&mut self.rng, self.tournament)
                 .collect();
-            let Some(&&(index, parent)) =
-                entrants
-                    .iter()
-                    .reduce(|best, entry| match (entry.1.score, best.1.score) {
-                        (Some(a), Some(b)) if context.better(a, b) => entry,
-                        _ => best,
-                    })
-            else {
-                continue;
-            };
+            let &&(index, parent) = entrants
+                .iter()
+                .reduce(|best, entry| match (entry.1.score, best.1.score) {
+                    (Some(a), Some(b)) if context.better(a, b) => entry,
+                    _ => best,
+                })
+                .ok_or("an empty tournament")?;
             // One mutation, or a chain of up to three when the first ones only lead back to
             // candidates already tried (a single parent's neighbourhood is small).
             let mut child: Option<crate::mutate::Mutation> = None;
@@ -299,20 +301,13 @@ impl Strategy for Evolution {
                     Some(previous) => format!("{}, then {}", previous.change, next.change),
                     None => next.change.clone(),
                 };
-                let fresh = !repeats(&next.model, &next.train, &seen);
+                let fresh = !repeats(&next.model, &next.train, seen);
                 child = Some(crate::mutate::Mutation { change, ..next });
                 if fresh {
                     break;
                 }
             }
-            let Some(child) = child else {
-                last = "no mutation applies".into();
-                continue;
-            };
-            if let Err(refusal) = admit(&child.model, &child.train, context, &mut seen) {
-                last = refusal;
-                continue;
-            }
+            let child = child.ok_or("no mutation applies")?;
             let rationale = format!(
                 "evolution: {} of candidate #{} (mean {:.4}, the best of a tournament of {} among \
                  the last {} evaluated){}.",
@@ -325,15 +320,14 @@ impl Strategy for Evolution {
             );
             let mut model = child.model;
             let stem = parent.model.name.split("-m").next().unwrap_or("evo");
-            model.name = format!("{stem}-m{}", context.history.len() + proposals.len() + 1);
-            proposals.push(Proposal {
+            model.name = format!("{stem}-m{}", context.history.len() + accepted + 1);
+            Ok(Proposal {
                 model,
                 train: child.train,
                 rationale,
-                strategy: self.name(),
-            });
-        }
-        Ok(proposals)
+                strategy: name,
+            })
+        })
     }
 }
 

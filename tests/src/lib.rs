@@ -167,6 +167,15 @@ pub fn shared_data_or_skip(test: &str) -> Option<PathBuf> {
     dir
 }
 
+/// A 127.0.0.1 port nobody listens on right now (for a process the test starts itself, or to
+/// point a client at a closed port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A binary of this workspace's build, beside the test executable's folder (`cargo test
 /// --workspace` builds every binary there).
 pub fn workspace_binary(name: &str) -> PathBuf {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ra_cli::Stack;
-use ra_integration_tests::{stack_on_shared_data, workspace_binary};
+use ra_integration_tests::{free_port, stack_on_shared_data, workspace_binary};
 use ra_proto::common::v1 as common;
 use ra_proto::evaluator::v1 as pb;
 use ra_proto::evaluator::v1::evaluator_service_client::EvaluatorServiceClient;
@@ -601,10 +601,7 @@ struct EvaluatorProcess {
 
 impl EvaluatorProcess {
     async fn start(root: &Path, stack: &Stack, sandbox_url: &str, attempts: u32) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let config = root.join(format!("evaluator-{port}.toml"));
         std::fs::write(
             &config,
@@ -754,10 +751,7 @@ async fn an_unreachable_sandbox_is_unavailable_after_retries() {
         return;
     };
     let root = tempfile::tempdir().expect("temporary directory");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
+    let closed = free_port();
     let lonely = EvaluatorProcess::start(
         root.path(),
         &harness.stack,

@@ -16,19 +16,6 @@ use tonic::transport::Channel;
 pub const HOST_SECRET_NAME: &str = "HOST_API_TOKEN";
 pub const HOST_SECRET_VALUE: &str = "host-secret-7f3a9c1e";
 
-/// `ra-trainer` of this build (cargo builds every binary of the workspace for `--workspace`).
-pub fn trainer_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target folder");
-    let trainer = dir.join("ra-trainer");
-    assert!(
-        trainer.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` so that ra-trainer is built",
-        trainer.display()
-    );
-    trainer
-}
-
 pub struct SandboxProcess {
     pub child: Child,
     pub port: u16,
@@ -54,13 +41,6 @@ impl Default for Options {
             dataset_cache: None,
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl SandboxProcess {
@@ -94,7 +74,7 @@ command_allowlist = ["bash"]
 "#,
             root = root.display(),
             datasets = datasets.display(),
-            trainer = trainer_binary().display(),
+            trainer = ra_integration_tests::workspace_binary("ra-trainer").display(),
             docker = options.docker,
             concurrent = options.max_concurrent_jobs,
             queued = options.max_queued_jobs,
@@ -102,7 +82,7 @@ command_allowlist = ["bash"]
         );
         let config_file = root.join("sandbox.toml");
         std::fs::write(&config_file, config).expect("write the config");
-        let port = free_port();
+        let port = ra_integration_tests::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_sandbox-svc"))
             .args(["--config", &config_file.display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
