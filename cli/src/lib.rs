@@ -2,11 +2,12 @@
 //!
 //! - [`stack`]: the embedded mode — the services started in this process on 127.0.0.1
 //!   ephemeral ports, with real gRPC between them.
+//! - [`research`]: `research-agent` — research sessions (run, resume, status, report, list)
+//!   and the services (`serve`).
 //! - [`quick`]: `quick-evaluator`, one model over seeds with the statistics.
-//! - [`defaults`]: a sensible model and recipe per input kind.
 
-pub mod defaults;
 pub mod quick;
+pub mod research;
 pub mod stack;
 
 pub use stack::{Stack, StackOptions};

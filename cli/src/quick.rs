@@ -17,7 +17,6 @@ use ra_proto::evaluator::v1 as pb;
 use ra_proto::evaluator::v1::evaluator_service_client::EvaluatorServiceClient;
 use serde_json::{Value, json};
 
-use crate::defaults;
 use crate::stack::{Stack, StackOptions};
 
 /// Evaluate one model over several seeds and decide, with a confidence interval and a t-test,
@@ -122,7 +121,7 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<Value> {
         .transpose()?;
     let mut train: ra_spec::TrainSpec = match &args.train {
         Some(path) => read_json(path, "TrainSpec")?,
-        None => defaults::train(5),
+        None => ra_spec::examples::baseline_train(5),
     };
     if let Some(epochs) = args.epochs {
         train.epochs = epochs;
@@ -186,7 +185,7 @@ async fn evaluate(
         .and_then(|input| ra_spec::InputSpec::try_from(input).map_err(anyhow::Error::from))?;
     let model = match model_file {
         Some(model) => model,
-        None => defaults::model(&input, manifest.class_names.len() as u32),
+        None => ra_spec::examples::baseline(&input, manifest.class_names.len() as u32),
     };
     let seeds = match args.max_seeds {
         Some(max_seeds) => pb::evaluate_request::Seeds::Adaptive(pb::AdaptiveSeeding {

@@ -1,7 +1,8 @@
-//! The embedded mode: registry, dataset, sandbox and evaluator services started in this
-//! process, each on its own 127.0.0.1 ephemeral port with real gRPC between them, their state
-//! under one root folder (`.research-agent/` by default): the sled store, the dataset cache,
-//! the sandbox's job and output folders.
+//! The embedded mode: registry, dataset, sandbox, evaluator and planner services started in
+//! this process, each on its own 127.0.0.1 port (ephemeral, or the conventional 50051-50055
+//! for `research-agent serve all`) with real gRPC between them, their state under one root
+//! folder (`.research-agent/` by default): the sled store, the dataset cache, the sandbox's job
+//! and output folders, the research reports.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,12 @@ pub struct StackOptions {
     pub docker: bool,
     /// The services' log filter when tracing is set up by the caller.
     pub log_filter: String,
+    /// Serve on the conventional ports (planner 50051, evaluator 50052, sandbox 50053,
+    /// dataset 50054, registry 50055) on `host` instead of ephemeral ports on 127.0.0.1.
+    pub conventional_ports: Option<std::net::IpAddr>,
+    /// The planner's LLM endpoint and session defaults, when not the built-in ones.
+    pub llm: Option<planner_svc::config::LlmConfig>,
+    pub session_defaults: Option<planner_svc::config::SessionDefaults>,
 }
 
 impl Default for StackOptions {
@@ -38,6 +45,9 @@ impl Default for StackOptions {
             max_concurrent_jobs: 0,
             docker: false,
             log_filter: "warn".into(),
+            conventional_ports: None,
+            llm: None,
+            session_defaults: None,
         }
     }
 }
@@ -50,15 +60,24 @@ pub struct Stack {
     pub dataset: SocketAddr,
     pub sandbox: SocketAddr,
     pub evaluator: SocketAddr,
+    pub planner: SocketAddr,
     pub root: PathBuf,
     shutdown: Shutdown,
+    /// The planner stops first (its sessions record PAUSED while the others still serve).
+    planner_shutdown: Shutdown,
+    planner_task: Option<ServiceTask>,
     tasks: Vec<(&'static str, ServiceTask)>,
 }
 
-async fn ephemeral() -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))
+/// A listener on `port` of the options' host (127.0.0.1 and an ephemeral port by default).
+async fn listen(options: &StackOptions, port: u16) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let address = match options.conventional_ports {
+        Some(host) => SocketAddr::new(host, port),
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let listener = TcpListener::bind(address)
         .await
-        .context("bind an ephemeral port on 127.0.0.1")?;
+        .with_context(|| format!("bind {address} (is another service using the port?)"))?;
     let address = listener.local_addr()?;
     Ok((listener, address))
 }
@@ -77,7 +96,7 @@ fn server_settings(address: SocketAddr, filter: &str) -> ra_serve::ServerSetting
 }
 
 impl Stack {
-    /// Starts the four services and waits until each reports SERVING.
+    /// Starts the five services and waits until each reports SERVING.
     pub async fn start(options: &StackOptions) -> anyhow::Result<Self> {
         let root = absolute(&options.root)?;
         std::fs::create_dir_all(&root)
@@ -86,7 +105,7 @@ impl Stack {
         let mut tasks: Vec<(&'static str, ServiceTask)> = Vec::new();
         let filter = &options.log_filter;
 
-        let (listener, registry) = ephemeral().await?;
+        let (listener, registry) = listen(options, 50055).await?;
         let registry_config = registry_svc::RegistryConfig {
             server: server_settings(registry, filter),
             store: registry_svc::StoreSettings {
@@ -101,7 +120,7 @@ impl Stack {
             }),
         ));
 
-        let (listener, dataset) = ephemeral().await?;
+        let (listener, dataset) = listen(options, 50054).await?;
         let cache_dir = root.join("datasets");
         let dataset_config = dataset_svc::DatasetConfig {
             server: server_settings(dataset, filter),
@@ -122,7 +141,7 @@ impl Stack {
             }),
         ));
 
-        let (listener, sandbox) = ephemeral().await?;
+        let (listener, sandbox) = listen(options, 50053).await?;
         let sandbox_config = sandbox_svc::SandboxConfig {
             server: server_settings(sandbox, filter),
             sandbox: sandbox_svc::SandboxSettings {
@@ -141,7 +160,7 @@ impl Stack {
             }),
         ));
 
-        let (listener, evaluator) = ephemeral().await?;
+        let (listener, evaluator) = listen(options, 50052).await?;
         let evaluator_config = evaluator_svc::EvaluatorConfig {
             server: server_settings(evaluator, filter),
             evaluator: evaluator_svc::EvaluatorSettings {
@@ -158,13 +177,36 @@ impl Stack {
             }),
         ));
 
+        let (listener, planner) = listen(options, 50051).await?;
+        let planner_config = planner_svc::PlannerConfig {
+            server: server_settings(planner, filter),
+            planner: planner_svc::PlannerSettings {
+                registry_url: url(registry),
+                evaluator_url: url(evaluator),
+                dataset_url: url(dataset),
+                sandbox_url: url(sandbox),
+                reports_dir: root.join("reports"),
+                offline: options.offline,
+                llm: options.llm.clone().unwrap_or_default(),
+                defaults: options.session_defaults.clone().unwrap_or_default(),
+                ..planner_svc::PlannerSettings::default()
+            },
+        };
+        let planner_shutdown = Shutdown::new();
+        let planner_task = spawn(planner_shutdown.clone(), move |s| async move {
+            Ok(planner_svc::run(&planner_config, listener, s).await?)
+        });
+
         let stack = Self {
             registry,
             dataset,
             sandbox,
             evaluator,
+            planner,
             root,
             shutdown,
+            planner_shutdown,
+            planner_task: Some(planner_task),
             tasks,
         };
         for (name, address, service) in [
@@ -176,6 +218,7 @@ impl Stack {
                 evaluator,
                 ra_proto::service_names::EVALUATOR,
             ),
+            ("planner-svc", planner, ra_proto::service_names::PLANNER),
         ] {
             stack.wait_serving(name, address, service).await?;
         }
@@ -198,6 +241,10 @@ impl Stack {
         url(self.evaluator)
     }
 
+    pub fn planner_url(&self) -> String {
+        url(self.planner)
+    }
+
     async fn wait_serving(
         &self,
         name: &str,
@@ -210,9 +257,11 @@ impl Stack {
             if health(&url(address), service).await == Some(ServingStatus::Serving) {
                 return Ok(());
             }
-            if let Some((_, task)) = self.tasks.iter().find(|(n, _)| *n == name)
-                && task.is_finished()
-            {
+            let task = match name {
+                "planner-svc" => self.planner_task.as_ref(),
+                _ => self.tasks.iter().find(|(n, _)| *n == name).map(|(_, t)| t),
+            };
+            if task.is_some_and(JoinHandle::is_finished) {
                 bail!("{name} stopped while starting (its error is in the log)");
             }
             if tokio::time::Instant::now() > deadline {
@@ -222,10 +271,21 @@ impl Stack {
         }
     }
 
-    /// Shuts every service down and reports the first that failed.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.trigger();
+    /// Shuts every service down, the planner first (its running sessions end PAUSED and are
+    /// recorded while the other services still serve), and reports the first that failed.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         let mut first_error = None;
+        self.planner_shutdown.trigger();
+        if let Some(task) = self.planner_task.take() {
+            let outcome = match task.await {
+                Ok(result) => result,
+                Err(error) => Err(anyhow::anyhow!("planner-svc panicked: {error}")),
+            };
+            if let Err(error) = outcome {
+                first_error = Some(error.context("planner-svc"));
+            }
+        }
+        self.shutdown.trigger();
         for (name, task) in self.tasks.into_iter().rev() {
             let outcome = match task.await {
                 Ok(result) => result,

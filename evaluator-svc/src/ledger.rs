@@ -17,7 +17,7 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", Uuid::now_v7().simple())
 }
 
-type Client = reg::registry_service_client::RegistryServiceClient<tonic::transport::Channel>;
+pub type Client = reg::registry_service_client::RegistryServiceClient<tonic::transport::Channel>;
 
 /// Largest page asked for when listing.
 const PAGE: u32 = 500;
@@ -33,7 +33,8 @@ impl Ledger {
         Self { peers }
     }
 
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    /// One registry call through the retry rule.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
@@ -50,7 +51,7 @@ impl Ledger {
 
     /// Creates a record whose id was chosen here; ALREADY_EXISTS on a retried create means
     /// the first try landed, and `get` reads it back.
-    async fn create_once<T, C, CF, G, GF>(&self, create: C, get: G) -> Result<T, Status>
+    pub async fn create_once<T, C, CF, G, GF>(&self, create: C, get: G) -> Result<T, Status>
     where
         C: FnMut(Client) -> CF,
         CF: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
@@ -181,7 +182,7 @@ impl Ledger {
 
     /// Every item of a paged list: `page` asks for one page (given its token) and returns its
     /// items and the next token.
-    async fn all_pages<T, F, Fut>(&self, mut page: F) -> Result<Vec<T>, Status>
+    pub async fn all_pages<T, F, Fut>(&self, mut page: F) -> Result<Vec<T>, Status>
     where
         F: FnMut(Client, String) -> Fut,
         Fut: std::future::Future<Output = Result<(Vec<T>, String), Status>>,

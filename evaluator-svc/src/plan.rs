@@ -267,7 +267,8 @@ fn seed_rounds(
     Ok(rounds)
 }
 
-fn goal(target: Option<common::Target>) -> Result<Goal, Status> {
+/// The target checked: a metric ra-trainer reports, a finite threshold, the natural direction.
+pub fn goal(target: Option<common::Target>) -> Result<Goal, Status> {
     let known = || {
         KNOWN_METRICS
             .iter()

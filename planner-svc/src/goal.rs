@@ -55,6 +55,11 @@ pub enum GoalError {
     Invalid { message: String, understood: String },
 }
 
+/// A percentage as a rate, without binary noise (99.9 → 0.999, not 0.9990000000000001).
+fn as_rate(value: f64) -> f64 {
+    (value * 1e7).round() / 1e9
+}
+
 /// Lower case with '-' and '_' removed: how names are compared.
 fn squash(text: &str) -> String {
     text.chars()
@@ -292,14 +297,14 @@ pub fn parse_goal(text: &str, datasets: &[&str]) -> Result<ParsedGoal, GoalError
             }
             "confidence" | "confident" => {
                 goal.confidence = Some(if percent || value > 1.0 {
-                    value / 100.0
+                    as_rate(value)
                 } else {
                     value
                 });
             }
             _ if previous == "confidence" => {
                 goal.confidence = Some(if percent || value > 1.0 {
-                    value / 100.0
+                    as_rate(value)
                 } else {
                     value
                 });
@@ -307,7 +312,7 @@ pub fn parse_goal(text: &str, datasets: &[&str]) -> Result<ParsedGoal, GoalError
             _ => {
                 let is_rate = goal.metric.ends_with("accuracy") || goal.metric.ends_with("f1");
                 let threshold = if percent || (is_rate && value > 1.0) {
-                    value / 100.0
+                    as_rate(value)
                 } else {
                     value
                 };

@@ -78,7 +78,7 @@ pub trait Strategy: Send {
 /// Tries per proposal before giving up (the spaces are small; duplicates get likelier late).
 const TRIES_PER_PROPOSAL: usize = 200;
 
-fn input_kind(input: &InputSpec) -> &'static str {
+pub fn input_kind(input: &InputSpec) -> &'static str {
     match input {
         InputSpec::Image { .. } => "image",
         InputSpec::Tabular { .. } => "tabular",
@@ -109,9 +109,17 @@ fn repeats(model: &ModelSpec, train: &TrainSpec, seen: &[(ModelSpec, TrainSpec)]
         .any(|(m, t)| m.layers == model.layers && m.input == model.input && t == train)
 }
 
+/// The candidates of `history`, for [`admit`]'s repeat check.
+pub fn seen(history: &[HistoryEntry]) -> Vec<(ModelSpec, TrainSpec)> {
+    history
+        .iter()
+        .map(|h| (h.model.clone(), h.train.clone()))
+        .collect()
+}
+
 /// Accepts a candidate that validates within the budget and repeats nothing in `seen` (to
 /// which it is then added); otherwise the reason.
-fn admit(
+pub fn admit(
     model: &ModelSpec,
     train: &TrainSpec,
     context: &Context<'_>,
@@ -134,11 +142,7 @@ fn draw_until(
     count: usize,
     mut draw: impl FnMut(&[(ModelSpec, TrainSpec)], usize) -> Result<Proposal, String>,
 ) -> Result<Vec<Proposal>, StrategyError> {
-    let mut seen: Vec<(ModelSpec, TrainSpec)> = context
-        .history
-        .iter()
-        .map(|h| (h.model.clone(), h.train.clone()))
-        .collect();
+    let mut seen = seen(context.history);
     let mut proposals = Vec::with_capacity(count);
     let mut last = String::from("none");
     let mut tries = 0;
@@ -220,6 +224,34 @@ fn best_so_far(context: &Context<'_>) -> String {
         .unwrap_or_default()
 }
 
+/// The baseline of the input kind (`ra_spec::examples::baseline`, Adam at 1e-3, the most
+/// epochs allowed) when the goal's family allows it: a known-good point to evolve from.
+fn baseline(context: &Context<'_>) -> Option<Proposal> {
+    let family = match context.input {
+        InputSpec::Image { .. } => "cnn",
+        InputSpec::Tabular { .. } => "mlp",
+        InputSpec::Text { .. } => "text",
+    };
+    if !families(context).ok()?.contains(&family) {
+        return None;
+    }
+    let model = ra_spec::examples::baseline(context.input, context.num_classes);
+    let train = ra_spec::examples::baseline_train(context.max_epochs);
+    admit(&model, &train, context, &mut seen(context.history)).ok()?;
+    Some(Proposal {
+        rationale: format!(
+            "evolution starts from the {family} baseline for {} input ({}, Adam at 1e-3, batch \
+             64, {} epochs): a known-good point that later candidates mutate or beat",
+            input_kind(context.input),
+            model.name,
+            train.epochs
+        ),
+        model,
+        train,
+        strategy: "evolution",
+    })
+}
+
 /// Regularised evolution (Real et al. 2019): a tournament among the `population` most recent
 /// evaluated candidates; the best of it is mutated once. Until `tournament` candidates have
 /// been evaluated it proposes random samples, and says so.
@@ -259,9 +291,16 @@ impl Strategy for Evolution {
             .enumerate()
             .filter(|(_, h)| h.score.is_some_and(f64::is_finite))
             .collect();
+        let mut proposals = Vec::with_capacity(count);
+        if context.history.is_empty()
+            && let Some(baseline) = baseline(context)
+        {
+            proposals.push(baseline);
+        }
         if evaluated.len() < self.tournament {
-            let mut proposals = self.warm_up.propose(context, count)?;
-            for proposal in &mut proposals {
+            let more = self.warm_up.propose(context, count - proposals.len())?;
+            let mut proposals: Vec<Proposal> = proposals.into_iter().chain(more).collect();
+            for proposal in proposals.iter_mut().filter(|p| p.strategy != "evolution") {
                 proposal.strategy = self.name();
                 proposal.rationale = format!(
                     "evolution, warming up ({} of {} candidates needed for a tournament evaluated): {}",
@@ -319,7 +358,11 @@ impl Strategy for Evolution {
                 best_so_far(context)
             );
             let mut model = child.model;
-            let stem = parent.model.name.split("-m").next().unwrap_or("evo");
+            // "mlp-03f0-m4" → "mlp-03f0": one mutation suffix, the latest.
+            let stem = match parent.model.name.rsplit_once("-m") {
+                Some((stem, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => stem,
+                _ => parent.model.name.as_str(),
+            };
             model.name = format!("{stem}-m{}", context.history.len() + accepted + 1);
             Ok(Proposal {
                 model,

@@ -4,6 +4,8 @@
 //! Tools and data that a user's clone may lack are skipped loudly; with
 //! `RA_REQUIRE_TEST_DEPS=1` (set by `.ci/run`) a missing one fails the test instead.
 
+pub mod scripted_llm;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -206,6 +208,7 @@ pub async fn stack_on_shared_data(test: &str) -> Option<(ra_cli::Stack, tempfile
         max_concurrent_jobs: 2,
         docker: false,
         log_filter: "warn".into(),
+        ..ra_cli::StackOptions::default()
     })
     .await
     .expect("start the embedded stack");

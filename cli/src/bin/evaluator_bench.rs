@@ -203,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
         max_concurrent_jobs: args.parallel,
         docker: false,
         log_filter: "warn".into(),
+        ..StackOptions::default()
     })
     .await?;
     let mut datasets = DatasetServiceClient::connect(stack.dataset_url()).await?;

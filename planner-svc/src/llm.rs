@@ -1,0 +1,428 @@
+//! The `llm` strategy's client: an OpenAI-compatible chat-completions endpoint asked for one
+//! ModelSpec + TrainSpec as a JSON object (JSON mode). The prompt holds the goal, the dataset,
+//! the budget and the history table; an answer that is not JSON, does not parse as the specs,
+//! or fails `ra-spec` validation is sent back with the reason and asked for again, up to
+//! `max_retries` times. Every exchange (messages, raw answer, tokens, latency, what was wrong)
+//! is returned so that the session records it as a decision.
+
+use std::time::{Duration, Instant};
+
+use ra_spec::{ModelSpec, TrainSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::config::LlmConfig;
+use crate::strategy::{self, Context, Proposal};
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    fn new(role: &str, content: impl Into<String>) -> Self {
+        Self {
+            role: role.to_owned(),
+            content: content.into(),
+        }
+    }
+}
+
+/// One request and its answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    /// 1-based try within the proposal.
+    pub attempt: u32,
+    pub messages: Vec<Message>,
+    /// The answer's content as received (or the HTTP error body).
+    pub raw_response: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    /// Why the answer was refused; `None` when it was accepted.
+    pub problem: Option<String>,
+}
+
+/// Why the LLM gave no proposal.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LlmFailure {
+    #[error("the LLM at {endpoint} is unreachable: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("no valid proposal in {attempts} answers; the last was refused because: {last}")]
+    Invalid { attempts: u32, last: String },
+}
+
+/// The proposal (or why there is none) and every exchange that led to it.
+#[derive(Debug)]
+pub struct LlmOutcome {
+    pub proposal: Result<Proposal, LlmFailure>,
+    pub exchanges: Vec<Exchange>,
+}
+
+/// What the prompt tells the model about the session, besides the [`Context`].
+#[derive(Debug, Clone, Default)]
+pub struct Brief {
+    pub goal_text: String,
+    /// "val_accuracy ≥ 0.9 at 95 % confidence".
+    pub target: String,
+    pub dataset: String,
+    /// Input, classes, sizes, in words.
+    pub dataset_description: String,
+    /// Markdown table of the candidates so far (means, CIs, failures).
+    pub history_table: String,
+}
+
+/// The JSON object the model must answer with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answer {
+    #[serde(default)]
+    rationale: String,
+    model: ModelSpec,
+    train: TrainSpec,
+}
+
+#[derive(Debug, Deserialize)]
+struct Completion {
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice {
+    message: Message,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// An OpenAI-compatible chat-completions client.
+#[derive(Debug, Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    endpoint: String,
+    model: String,
+    api_key: Option<String>,
+    max_retries: u32,
+    temperature: f64,
+}
+
+impl LlmClient {
+    pub fn new(config: &LlmConfig) -> Result<Self, String> {
+        let base = config.base_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(format!(
+                "llm base_url {:?} must start with http:// or https:// (e.g. https://api.openai.com/v1)",
+                config.base_url
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
+            .connect_timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 10)))
+            .build()
+            .map_err(|error| format!("HTTP client: {error}"))?;
+        let api_key = std::env::var(&config.api_key_env)
+            .ok()
+            .filter(|key| !key.is_empty());
+        Ok(Self {
+            http,
+            endpoint: format!("{base}/chat/completions"),
+            model: config.model.clone(),
+            api_key,
+            max_retries: config.max_retries,
+            temperature: config.temperature,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Asks for one proposal, with up to `max_retries` corrections.
+    pub async fn propose(&self, brief: &Brief, context: &Context<'_>) -> LlmOutcome {
+        let mut messages = vec![
+            Message::new("system", system_prompt(context)),
+            Message::new("user", user_prompt(brief, context)),
+        ];
+        let mut exchanges = Vec::new();
+        let attempts = self.max_retries + 1;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            let started = Instant::now();
+            let answer = self.complete(&messages).await;
+            let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (content, usage) = match answer {
+                Ok(answer) => answer,
+                Err(reason) => {
+                    exchanges.push(Exchange {
+                        attempt,
+                        messages: messages.clone(),
+                        raw_response: String::new(),
+                        prompt_tokens: 0,
+                        completion_tokens: 0,
+                        latency_ms,
+                        problem: Some(reason.clone()),
+                    });
+                    return LlmOutcome {
+                        proposal: Err(LlmFailure::Unreachable {
+                            endpoint: self.endpoint.clone(),
+                            reason,
+                        }),
+                        exchanges,
+                    };
+                }
+            };
+            let checked = check_answer(&content, context);
+            exchanges.push(Exchange {
+                attempt,
+                messages: messages.clone(),
+                raw_response: content.clone(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                latency_ms,
+                problem: checked.as_ref().err().cloned(),
+            });
+            match checked {
+                Ok(proposal) => {
+                    return LlmOutcome {
+                        proposal: Ok(proposal),
+                        exchanges,
+                    };
+                }
+                Err(problem) => {
+                    messages.push(Message::new("assistant", content));
+                    messages.push(Message::new(
+                        "user",
+                        format!(
+                            "That answer was refused: {problem}\nAnswer again with one JSON object \
+                             {{\"rationale\": …, \"model\": …, \"train\": …}} that fixes this."
+                        ),
+                    ));
+                    last = problem;
+                }
+            }
+        }
+        LlmOutcome {
+            proposal: Err(LlmFailure::Invalid { attempts, last }),
+            exchanges,
+        }
+    }
+
+    /// One chat completion: the answer's content and the token counts, or why there is none.
+    async fn complete(&self, messages: &[Message]) -> Result<(String, Usage), String> {
+        let body = serde_json::json!({
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "response_format": {"type": "json_object"},
+        });
+        let mut request = self.http.post(&self.endpoint).json(&body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|error| {
+            if error.is_timeout() {
+                format!("no answer within the timeout ({error})")
+            } else {
+                format!("request failed: {error}")
+            }
+        })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| format!("reading the answer failed: {error}"))?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {}", clip(&text, 500)));
+        }
+        let completion: Completion = serde_json::from_str(&text).map_err(|error| {
+            format!(
+                "the answer is not a chat completion ({error}): {}",
+                clip(&text, 300)
+            )
+        })?;
+        let content = completion
+            .choices
+            .into_iter()
+            .next()
+            .map(|choice| choice.message.content)
+            .ok_or_else(|| "the chat completion has no choices".to_owned())?;
+        Ok((content, completion.usage.unwrap_or_default()))
+    }
+}
+
+fn clip(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// The answer as a proposal, or what is wrong with it (in words the model can act on).
+pub fn check_answer(content: &str, context: &Context<'_>) -> Result<Proposal, String> {
+    let json = strip_code_fence(content);
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|error| format!("the answer is not JSON ({error})"))?;
+    let answer: Answer = serde_json::from_value(value).map_err(|error| {
+        format!(
+            "the JSON does not match {{rationale, model: ModelSpec, train: TrainSpec}}: {error}"
+        )
+    })?;
+    if answer.model.input != *context.input {
+        return Err(format!(
+            "model.input must be {} (the dataset's input), not {}",
+            json_of(context.input),
+            json_of(&answer.model.input)
+        ));
+    }
+    if answer.model.num_classes != context.num_classes {
+        return Err(format!(
+            "model.num_classes must be {} (the dataset's classes), not {}",
+            context.num_classes, answer.model.num_classes
+        ));
+    }
+    if answer.train.epochs > context.max_epochs {
+        return Err(format!(
+            "train.epochs = {} exceeds the session's limit of {} epochs",
+            answer.train.epochs, context.max_epochs
+        ));
+    }
+    let mut seen = strategy::seen(context.history);
+    strategy::admit(&answer.model, &answer.train, context, &mut seen)?;
+    let rationale = match answer.rationale.trim() {
+        "" => "proposed by the LLM (no rationale given)".to_owned(),
+        text => format!("LLM: {text}"),
+    };
+    Ok(Proposal {
+        model: answer.model,
+        train: answer.train,
+        rationale,
+        strategy: "llm",
+    })
+}
+
+/// Models often wrap JSON in a Markdown code fence even in JSON mode.
+fn strip_code_fence(content: &str) -> &str {
+    let trimmed = content.trim();
+    let Some(inner) = trimmed.strip_prefix("```") else {
+        return trimmed;
+    };
+    let inner = inner.strip_prefix("json").unwrap_or(inner);
+    inner.strip_suffix("```").unwrap_or(inner).trim()
+}
+
+fn json_of<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn system_prompt(context: &Context<'_>) -> String {
+    let example = ra_spec::examples::baseline(context.input, context.num_classes);
+    let example_train = TrainSpec {
+        epochs: context.max_epochs.min(5),
+        ..TrainSpec::default()
+    };
+    format!(
+        "You are a machine-learning researcher designing neural networks for a classification \
+         goal. Propose ONE new candidate per answer. Answer with exactly one JSON object and \
+         nothing else, of the form {{\"rationale\": \"why this candidate, given the history\", \
+         \"model\": ModelSpec, \"train\": TrainSpec}}.\n\nModelSpec layers have a \"type\" \
+         among conv2d (out_channels, kernel_size, stride, padding), conv1d, batch_norm, \
+         layer_norm, activation (function relu|gelu|silu|tanh), pool2d (pool max|avg, \
+         kernel_size), global_avg_pool, flatten, dropout (probability), linear (out_features), \
+         residual (layers, skip identity|projection), embedding (embedding_dim), \
+         sequence_mean_pool. The last layer must output num_classes features. TrainSpec: \
+         optimizer ({{\"type\": \"adam\"|\"adamw\"|\"sgd\"}}), learning_rate, schedule \
+         ({{\"type\": \"constant\"|\"cosine\"|\"step\"}}), weight_decay, batch_size, epochs (at \
+         most {max_epochs}), gradient_clip_norm, label_smoothing, early_stopping_patience.\n\nA \
+         valid example:\n{{\"rationale\": \"a baseline\", \"model\": {model}, \"train\": {train}}}",
+        max_epochs = context.max_epochs,
+        model = json_of(&example),
+        train = json_of(&example_train),
+    )
+}
+
+fn user_prompt(brief: &Brief, context: &Context<'_>) -> String {
+    let family = match context.family {
+        Some(family) if !family.is_empty() => {
+            format!("The researcher asked for a {family} model.\n")
+        }
+        _ => String::new(),
+    };
+    let history = if brief.history_table.is_empty() {
+        "No candidate has been evaluated yet.".to_owned()
+    } else {
+        format!(
+            "Candidates so far (do not repeat one):\n{}",
+            brief.history_table
+        )
+    };
+    format!(
+        "Goal: {goal}\nTarget: {target}\nDataset: {dataset} — {description}\n{family}Budget per \
+         model: at most {params} parameters and {flops} FLOPs per sample; at most {epochs} \
+         epochs.\n\n{history}\n\nPropose the next candidate.",
+        goal = brief.goal_text,
+        target = brief.target,
+        dataset = brief.dataset,
+        description = brief.dataset_description,
+        params = context.budget.max_parameters,
+        flops = context.budget.max_flops_per_sample,
+        epochs = context.max_epochs,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use ra_spec::{Budget, InputSpec};
+
+    use super::*;
+
+    fn context<'a>(input: &'a InputSpec, budget: &'a Budget) -> Context<'a> {
+        Context {
+            input,
+            num_classes: 3,
+            family: None,
+            history: &[],
+            budget,
+            max_epochs: 5,
+            maximize: true,
+        }
+    }
+
+    #[test]
+    fn answers_are_checked_with_reasons() {
+        let input = InputSpec::Tabular { features: 4 };
+        let budget = Budget::default();
+        let context = context(&input, &budget);
+        let good = r#"```json
+        {"rationale": "small MLP", "model": {"name": "m", "input": {"kind": "tabular", "features": 4},
+         "num_classes": 3, "layers": [{"type": "linear", "out_features": 8},
+         {"type": "activation", "function": "relu"}, {"type": "linear", "out_features": 3}]},
+         "train": {"learning_rate": 0.01, "batch_size": 16, "epochs": 3}}
+        ```"#;
+        let proposal = check_answer(good, &context).expect("valid answer");
+        assert_eq!(proposal.strategy, "llm");
+        assert!(proposal.rationale.contains("small MLP"));
+
+        let not_json = check_answer("I suggest a CNN.", &context).expect_err("not JSON");
+        assert!(not_json.contains("not JSON"), "{not_json}");
+
+        let wrong_classes = good.replace("\"out_features\": 3", "\"out_features\": 5");
+        let refused = check_answer(&wrong_classes, &context).expect_err("wrong classes");
+        assert!(refused.contains("layer"), "{refused}");
+
+        let too_long = good.replace("\"epochs\": 3", "\"epochs\": 50");
+        let refused = check_answer(&too_long, &context).expect_err("too many epochs");
+        assert!(refused.contains("epochs"), "{refused}");
+
+        let wrong_input = good.replace("\"features\": 4", "\"features\": 7");
+        let refused = check_answer(&wrong_input, &context).expect_err("wrong input");
+        assert!(refused.contains("model.input"), "{refused}");
+    }
+}
