@@ -75,9 +75,14 @@ impl Proposer {
         let llm_turn = !hybrid || !anything_succeeded || self.turn % 2 == 1;
         if self.fell_back || !llm_turn {
             let mut proposal = one(self.evolution.propose(context, 1)?)?;
-            if hybrid && !self.fell_back {
-                proposal.rationale = format!("hybrid, evolution refines: {}", proposal.rationale);
-            }
+            proposal.rationale = if self.fell_back {
+                format!(
+                    "fallback to the built-in strategy (the LLM was unreachable earlier): {}",
+                    proposal.rationale
+                )
+            } else {
+                format!("hybrid, evolution refines: {}", proposal.rationale)
+            };
             return Ok((proposal, Vec::new()));
         }
         let outcome = client.propose(brief, context).await;

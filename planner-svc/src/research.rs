@@ -734,6 +734,28 @@ impl Research {
         Ok(seeds)
     }
 
+    /// Waits (up to 20 s) until no trial of the candidate is pending or running: the
+    /// evaluator records the cancelled ones after the caller went away.
+    async fn settle(&self, candidate_id: &str) {
+        let ledger = &self.clients.records.ledger;
+        for _ in 0..80 {
+            let open = match ledger.trials("", candidate_id).await {
+                Ok(trials) => trials.iter().any(|t| {
+                    matches!(
+                        t.state(),
+                        common::TrialState::Pending | common::TrialState::Running
+                    )
+                }),
+                Err(_) => false,
+            };
+            if !open {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        tracing::warn!(candidate = %candidate_id, "trials still open 20 s after the evaluation was stopped");
+    }
+
     /// Evaluates candidate `index`; `Some(end)` when the session must end meanwhile (stop,
     /// wall time).
     async fn evaluate(&mut self, index: usize, resumed: bool) -> Result<Option<End>, End> {
@@ -741,36 +763,6 @@ impl Research {
         let candidate_id = self.candidates[index].id.clone();
         let budget = self.budget();
         let remaining = budget.max_total_seeds.saturating_sub(self.seeds_used);
-        let seeds = if resumed {
-            ev::evaluate_request::Seeds::SeedList(ev::SeedList {
-                seeds: self.resumed_seeds(&candidate_id).await?,
-            })
-        } else {
-            ev::evaluate_request::Seeds::Adaptive(ev::AdaptiveSeeding {
-                initial_seeds: self.goal.num_seeds,
-                max_seeds: self.goal.max_seeds.min(remaining).max(self.goal.num_seeds),
-            })
-        };
-        let request = ev::EvaluateRequest {
-            dataset: Some(ev::evaluate_request::Dataset::PreparedDatasetId(
-                facts.prepared_id.clone(),
-            )),
-            seeds: Some(seeds),
-            target: self.goal.target.clone(),
-            confidence: self.goal.confidence,
-            experiment_id: self.handle.id.clone(),
-            candidate_id: candidate_id.clone(),
-            limits: self.limits(),
-            failure_policy: ev::FailurePolicy::DecideOnRemaining as i32,
-            early_stopping: from_hex(&self.config.early_stopping).ok().flatten(),
-            ..Default::default()
-        };
-        let mut client = self.clients.evaluator.clone();
-        let mut stream = client
-            .evaluate(request)
-            .await
-            .map_err(|s| session_error("starting the evaluation", &s))?
-            .into_inner();
         let wall_left = (budget.max_wall_seconds as f64 - self.elapsed()).max(0.0);
         let deadline = tokio::time::sleep(Duration::from_secs_f64(wall_left));
         tokio::pin!(deadline);
@@ -780,48 +772,99 @@ impl Research {
             Deadline,
             Event(Box<Option<Result<ev::EvaluateEvent, Status>>>),
         }
-        let result = loop {
-            let step = tokio::select! {
-                () = stop.cancelled() => Step::Stop,
-                () = &mut deadline => Step::Deadline,
-                event = stream.next() => Step::Event(Box::new(event)),
+        let mut busy_tries = 0;
+        let result = 'evaluation: loop {
+            let seeds = if resumed {
+                ev::evaluate_request::Seeds::SeedList(ev::SeedList {
+                    seeds: self.resumed_seeds(&candidate_id).await?,
+                })
+            } else {
+                ev::evaluate_request::Seeds::Adaptive(ev::AdaptiveSeeding {
+                    initial_seeds: self.goal.num_seeds,
+                    max_seeds: self.goal.max_seeds.min(remaining).max(self.goal.num_seeds),
+                })
             };
-            match step {
-                // Dropping the stream makes the evaluator cancel the candidate's jobs.
-                Step::Stop => {
-                    drop(stream);
-                    return Ok(Some(self.paused()));
-                }
-                Step::Deadline => {
-                    drop(stream);
-                    return Ok(Some(End::Exhausted(format!(
-                        "wall-time budget spent ({} s) while evaluating {}",
-                        budget.max_wall_seconds, self.candidates[index].name
-                    ))));
-                }
-                Step::Event(event) => match *event {
-                    None => {
-                        break Err(Status::unavailable(
-                            "the evaluation stream ended without a result",
-                        ));
+            let request = ev::EvaluateRequest {
+                dataset: Some(ev::evaluate_request::Dataset::PreparedDatasetId(
+                    facts.prepared_id.clone(),
+                )),
+                seeds: Some(seeds),
+                target: self.goal.target.clone(),
+                confidence: self.goal.confidence,
+                experiment_id: self.handle.id.clone(),
+                candidate_id: candidate_id.clone(),
+                limits: self.limits(),
+                failure_policy: ev::FailurePolicy::DecideOnRemaining as i32,
+                early_stopping: from_hex(&self.config.early_stopping).ok().flatten(),
+                ..Default::default()
+            };
+            let mut client = self.clients.evaluator.clone();
+            let mut stream = client
+                .evaluate(request)
+                .await
+                .map_err(|s| session_error("starting the evaluation", &s))?
+                .into_inner();
+            let mut received = false;
+            loop {
+                let step = tokio::select! {
+                    () = stop.cancelled() => Step::Stop,
+                    () = &mut deadline => Step::Deadline,
+                    event = stream.next() => Step::Event(Box::new(event)),
+                };
+                match step {
+                    // Dropping the stream makes the evaluator cancel the candidate's jobs;
+                    // the session ends once they are recorded as ended.
+                    Step::Stop => {
+                        drop(stream);
+                        self.settle(&candidate_id).await;
+                        return Ok(Some(self.paused()));
                     }
-                    Some(Err(status)) => break Err(status),
-                    Some(Ok(event)) => {
-                        if let Some(ev::evaluate_event::Event::Result(result)) = &event.event {
-                            let result = result.clone();
+                    Step::Deadline => {
+                        drop(stream);
+                        self.settle(&candidate_id).await;
+                        return Ok(Some(End::Exhausted(format!(
+                            "wall-time budget spent ({} s) while evaluating {}",
+                            budget.max_wall_seconds, self.candidates[index].name
+                        ))));
+                    }
+                    Step::Event(event) => match *event {
+                        None => {
+                            break 'evaluation Err(Status::unavailable(
+                                "the evaluation stream ended without a result",
+                            ));
+                        }
+                        // A stopped evaluation of this candidate is still winding down in the
+                        // evaluator (a stop and a resume in quick succession): wait for it.
+                        Some(Err(status))
+                            if !received
+                                && busy_tries < 120
+                                && status.code() == Code::FailedPrecondition
+                                && status.message().contains("already being evaluated") =>
+                        {
+                            busy_tries += 1;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                            continue 'evaluation;
+                        }
+                        Some(Err(status)) => break 'evaluation Err(status),
+                        Some(Ok(event)) => {
+                            received = true;
+                            if let Some(ev::evaluate_event::Event::Result(result)) = &event.event {
+                                let result = result.clone();
+                                self.handle
+                                    .emit(pb::research_event::Event::Evaluation(event));
+                                break 'evaluation Ok(result);
+                            }
+                            if let Some(ev::evaluate_event::Event::SeedStarted(started)) =
+                                &event.event
+                            {
+                                tracing::info!(research = %self.handle.id, candidate = %candidate_id, seed = started.seed, trial = %started.trial_id, "seed started");
+                                self.handle.update_status(|s| s.seeds_used += 1);
+                            }
                             self.handle
                                 .emit(pb::research_event::Event::Evaluation(event));
-                            break Ok(result);
                         }
-                        if let Some(ev::evaluate_event::Event::SeedStarted(started)) = &event.event
-                        {
-                            tracing::info!(research = %self.handle.id, candidate = %candidate_id, seed = started.seed, trial = %started.trial_id, "seed started");
-                            self.handle.update_status(|s| s.seeds_used += 1);
-                        }
-                        self.handle
-                            .emit(pb::research_event::Event::Evaluation(event));
-                    }
-                },
+                    },
+                }
             }
         };
         match result {

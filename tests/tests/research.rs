@@ -661,6 +661,32 @@ async fn the_llm_strategy_gets_feedback_retries_and_falls_back() {
         "the validation error is fed back: {third}"
     );
 
+    // hybrid with nothing listening at its URL: the built-in strategy proposes, and says so.
+    let closed = format!("http://127.0.0.1:{}/v1", ra_integration_tests::free_port());
+    let proposals = planner
+        .propose_candidates(pb::ProposeCandidatesRequest {
+            input: Some(input_proto),
+            num_classes: 10,
+            count: 2,
+            strategy: pb::Strategy::Hybrid as i32,
+            llm: Some(pb::LlmSettings {
+                base_url: closed,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("ProposeCandidates hybrid")
+        .into_inner()
+        .proposals;
+    assert_eq!(proposals.len(), 2);
+    assert!(
+        proposals
+            .iter()
+            .all(|p| p.strategy() == pb::Strategy::Evolution && p.rationale.contains("fallback")),
+        "{proposals:#?}"
+    );
+
     // A session: the LLM answers once (after a non-JSON answer), then stops answering in
     // time; the session falls back to evolution for good and records all of it.
     let server = ScriptedLlm::start(vec![
@@ -744,5 +770,144 @@ async fn the_llm_strategy_gets_feedback_retries_and_falls_back() {
         prompt.contains("0.999") && prompt.contains("parameters"),
         "goal and budget in the prompt: {prompt}"
     );
+    stack.stop().await.expect("stop the stack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_session_pauses_and_resumes_with_fresh_seeds() {
+    let test = "a_stopped_session_pauses_and_resumes_with_fresh_seeds";
+    let Some((stack, _root)) = stack(test, None).await else {
+        return;
+    };
+    let mut planner = planner(&stack).await;
+    let mut registry = registry(&stack).await;
+    let mut request = start_request(
+        "an MLP on digits with at least 99.9% accuracy within 2 candidates",
+        pb::Strategy::Random,
+    );
+    // 30 to 60 epochs per seed: long enough to be stopped mid-training.
+    request.max_epochs = 60;
+    request.overrides = Some(common::ResearchGoal {
+        num_seeds: 2,
+        max_seeds: 2,
+        ..Default::default()
+    });
+    let id = planner
+        .start_research(request)
+        .await
+        .expect("StartResearch")
+        .into_inner()
+        .research_id;
+    let mut stream = planner
+        .watch_research(pb::WatchResearchRequest {
+            research_id: id.clone(),
+            from_position: 0,
+        })
+        .await
+        .expect("WatchResearch")
+        .into_inner();
+    let started_seed = loop {
+        let event = stream
+            .message()
+            .await
+            .expect("event")
+            .expect("the session runs");
+        if let Some(pb::research_event::Event::Evaluation(evaluation)) = event.event
+            && let Some(ra_proto::evaluator::v1::evaluate_event::Event::SeedStarted(started)) =
+                evaluation.event
+        {
+            break started;
+        }
+    };
+    let stopped = planner
+        .stop_research(pb::StopResearchRequest {
+            research_id: id.clone(),
+            reason: "the test stops it".into(),
+        })
+        .await
+        .expect("StopResearch")
+        .into_inner();
+    assert_eq!(
+        stopped.state(),
+        pb::ResearchState::Paused,
+        "{}",
+        stopped.message
+    );
+    assert!(
+        stopped.message.contains("the test stops it"),
+        "{}",
+        stopped.message
+    );
+    let experiment = registry
+        .get_experiment(reg::GetExperimentRequest { id: id.clone() })
+        .await
+        .expect("GetExperiment")
+        .into_inner();
+    assert_eq!(experiment.status(), reg::ExperimentStatus::Paused);
+    let before = trials(&mut registry, &id).await;
+    let cancelled: Vec<&reg::Trial> = before
+        .iter()
+        .filter(|t| t.state() == common::TrialState::Cancelled)
+        .collect();
+    assert!(
+        cancelled.iter().any(|t| t.id == started_seed.trial_id),
+        "the running trial was cancelled: {before:#?}"
+    );
+    assert!(
+        before.iter().all(|t| !matches!(
+            t.state(),
+            common::TrialState::Pending | common::TrialState::Running
+        )),
+        "StopResearch returns after the trials ended: {before:#?}"
+    );
+
+    let resumed = planner
+        .resume_research(pb::ResumeResearchRequest {
+            research_id: id.clone(),
+        })
+        .await
+        .expect("ResumeResearch")
+        .into_inner();
+    assert_eq!(resumed.state(), pb::ResearchState::Running);
+    let (_, status) = watch_to_end(&mut planner, &id).await;
+    assert_eq!(
+        status.state(),
+        pb::ResearchState::Exhausted,
+        "{}",
+        status.message
+    );
+    let after = trials(&mut registry, &id).await;
+    let recorded = candidates(&mut registry, &id).await;
+    assert_eq!(recorded.len(), 2, "the budget of 2 candidates holds");
+    let first = &recorded[0].id;
+    let cancelled_seeds: Vec<u64> = cancelled.iter().map(|t| t.seed).collect();
+    let finished: Vec<&reg::Trial> = after
+        .iter()
+        .filter(|t| &t.candidate_id == first && t.state() == common::TrialState::Succeeded)
+        .collect();
+    assert_eq!(
+        finished.len(),
+        2,
+        "the stopped candidate finished on 2 seeds: {after:#?}"
+    );
+    assert!(
+        finished.iter().all(|t| !cancelled_seeds.contains(&t.seed)),
+        "cancelled seeds are replaced by fresh ones: {after:#?}"
+    );
+    for trial in &cancelled {
+        let now = after.iter().find(|t| t.id == trial.id).expect("kept");
+        assert_eq!(
+            now.state(),
+            common::TrialState::Cancelled,
+            "history is not rewritten"
+        );
+    }
+    let log = decisions(&mut registry, &id).await;
+    for action in ["stop_paused", "resume", "stop_budget"] {
+        assert!(
+            log.iter().any(|d| d.action == action),
+            "{action} recorded: {log:#?}"
+        );
+    }
     stack.stop().await.expect("stop the stack");
 }
