@@ -60,20 +60,19 @@ pub async fn write(research: &Research, status: &pb::ResearchStatus) -> Result<P
     Ok(folder)
 }
 
+/// The candidate that reached the goal, else the best mean of those evaluated.
 fn best_candidate<'a>(
     research: &'a Research,
     status: &pb::ResearchStatus,
 ) -> Option<&'a CandidateRecord> {
-    status
-        .leaderboard
-        .first()
-        .and_then(|entry| {
-            research
-                .candidates
-                .iter()
-                .find(|c| c.id == entry.candidate_id)
-        })
-        .filter(|c| c.failure.is_none())
+    research.achieving_candidate().or_else(|| {
+        let first = status.leaderboard.first()?;
+        research
+            .candidates
+            .iter()
+            .find(|c| c.id == first.candidate_id)
+            .filter(|c| c.failure.is_none())
+    })
 }
 
 /// (seed, [(epoch, value)]) of the best candidate's trials.
@@ -99,6 +98,7 @@ async fn learning_curves(
             }
         }
     }
+    curves.sort_by_key(|(seed, _)| *seed);
     curves
 }
 
@@ -224,6 +224,8 @@ fn plot_curves(
         .configure_mesh()
         .x_desc("epoch")
         .y_desc(target.metric.as_str())
+        .x_labels((epochs as usize + 1).min(21))
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(draw_error)?;
     chart
@@ -235,12 +237,15 @@ fn plot_curves(
         .label("target")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
     for (index, (seed, curve)) in curves.iter().enumerate() {
-        let color = Palette99::pick(index).stroke_width(2);
+        // Palette colours from the third on: the first is the target's red.
+        let color = Palette99::pick(index + 2).stroke_width(2);
         chart
             .draw_series(LineSeries::new(curve.iter().copied(), color))
             .map_err(draw_error)?
             .label(format!("seed {seed}"))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], Palette99::pick(index)));
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], Palette99::pick(index + 2))
+            });
     }
     chart
         .configure_series_labels()

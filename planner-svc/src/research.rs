@@ -193,6 +193,17 @@ impl Research {
         self.goal.budget.unwrap_or_default()
     }
 
+    /// The candidate that reached the goal after the Holm correction (the assessment's best),
+    /// if one did.
+    pub fn achieving_candidate(&self) -> Option<&CandidateRecord> {
+        if !self.any_achieved {
+            return None;
+        }
+        self.candidates
+            .iter()
+            .find(|c| c.id == self.best_candidate_id)
+    }
+
     pub fn elapsed(&self) -> f64 {
         self.elapsed_before + self.started.elapsed().as_secs_f64()
     }
@@ -334,9 +345,11 @@ impl Research {
                 }
             }
         }
+        // Candidates set aside without an evaluation: refused by the sandbox, or whose
+        // evaluation was refused; they are history, not interrupted work.
         let rejected: HashMap<String, String> = decisions
             .into_iter()
-            .filter(|d| d.action == "reject")
+            .filter(|d| d.action == "reject" || d.action == "evaluation_failed")
             .map(|d| (d.candidate_id, d.reasoning))
             .collect();
         self.candidates = candidates
@@ -477,7 +490,9 @@ impl Research {
         let mut table = String::new();
         if !self.candidates.is_empty() {
             table.push_str("| # | name | strategy | mean | 95% CI | n | outcome |\n|---|---|---|---|---|---|---|\n");
-            for (i, c) in self.candidates.iter().enumerate() {
+            // The most recent candidates only: the prompt stays bounded in long sessions.
+            let skip = self.candidates.len().saturating_sub(HISTORY_IN_PROMPT);
+            for (i, c) in self.candidates.iter().enumerate().skip(skip) {
                 let (mean, ci, n) = match &c.aggregate {
                     Some(a) if a.n > 0 => (
                         format!("{:.4}", a.mean),
@@ -1152,6 +1167,9 @@ impl Research {
             .emit(pb::research_event::Event::Finished(status));
     }
 }
+
+/// Candidates shown to the LLM, the most recent ones.
+const HISTORY_IN_PROMPT: usize = 40;
 
 /// The failure text of a candidate whose evaluation has not finished.
 pub const INTERRUPTED: &str = "interrupted before its evaluation finished";
