@@ -549,8 +549,16 @@ mod evolution_tests {
                 maximize: true,
             };
             let first = evolution.propose(&context, 3).expect("warm-up");
+            // The input kind's baseline first, then random samples until a tournament fits.
+            assert_eq!(
+                first[0].model,
+                ra_spec::examples::baseline(&input, 4),
+                "{}",
+                first[0].rationale
+            );
+            assert!(first[0].rationale.contains("baseline"));
             assert!(
-                first
+                first[1..]
                     .iter()
                     .all(|p| p.rationale.starts_with("evolution, warming up"))
             );
