@@ -343,18 +343,7 @@ impl Planner {
             self.inner.clients.clone(),
             handle,
             goal,
-            config.clone().unwrap_or_else(|| SessionConfig {
-                strategy: String::new(),
-                seed: 0,
-                llm: LlmConfig::default(),
-                max_epochs: 0,
-                max_parameters: 0,
-                max_flops_per_sample: 0,
-                offline: true,
-                limits: String::new(),
-                early_stopping: String::new(),
-                planner_version: String::new(),
-            }),
+            config.clone().unwrap_or_default(),
             self.inner.settings.reports_dir.clone(),
         );
         research.load_for_status().await?;

@@ -34,7 +34,7 @@ use crate::strategy::{Context, HistoryEntry, Proposal};
 
 /// Everything fixed for a session; stored as the experiment's `config_json` so that a resumed
 /// session runs with the same settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SessionConfig {
     pub strategy: String,
     pub seed: u64,
