@@ -128,19 +128,7 @@ impl Planner {
 
     fn session_config(&self, request: &pb::StartResearchRequest) -> Result<SessionConfig, Status> {
         let defaults = &self.inner.settings.defaults;
-        let strategy = match pb::Strategy::try_from(request.strategy) {
-            Ok(pb::Strategy::Unspecified) => defaults.strategy.clone(),
-            Ok(pb::Strategy::Random) => "random".into(),
-            Ok(pb::Strategy::Evolution) => "evolution".into(),
-            Ok(pb::Strategy::Llm) => "llm".into(),
-            Ok(pb::Strategy::Hybrid) => "hybrid".into(),
-            Err(_) => {
-                return Err(invalid(format!(
-                    "strategy = {} is unknown",
-                    request.strategy
-                )));
-            }
-        };
+        let strategy = strategy_of(request.strategy, &defaults.strategy)?.to_owned();
         let llm = llm_config(&self.inner.settings.llm, request.llm.as_ref())?;
         if let Some(stopping) = &request.early_stopping
             && stopping.enabled
@@ -514,19 +502,7 @@ impl Planner {
             max_epochs: defaults.max_epochs,
             maximize,
         };
-        let strategy = match pb::Strategy::try_from(request.strategy) {
-            Ok(pb::Strategy::Unspecified) => defaults.strategy.as_str(),
-            Ok(pb::Strategy::Random) => "random",
-            Ok(pb::Strategy::Evolution) => "evolution",
-            Ok(pb::Strategy::Llm) => "llm",
-            Ok(pb::Strategy::Hybrid) => "hybrid",
-            Err(_) => {
-                return Err(invalid(format!(
-                    "strategy = {} is unknown",
-                    request.strategy
-                )));
-            }
-        };
+        let strategy = strategy_of(request.strategy, &defaults.strategy)?;
         let proposals = match strategy {
             "random" => RandomSearch::new(request.seed).propose(&context, request.count as usize),
             "evolution" => Evolution::new(request.seed).propose(&context, request.count as usize),
@@ -582,6 +558,18 @@ impl Planner {
                 .collect(),
         })
     }
+}
+
+/// The strategy a request names, by name; UNSPECIFIED is the configured `default`.
+fn strategy_of(strategy: i32, default: &str) -> Result<&str, Status> {
+    Ok(match pb::Strategy::try_from(strategy) {
+        Ok(pb::Strategy::Unspecified) => default,
+        Ok(pb::Strategy::Random) => "random",
+        Ok(pb::Strategy::Evolution) => "evolution",
+        Ok(pb::Strategy::Llm) => "llm",
+        Ok(pb::Strategy::Hybrid) => "hybrid",
+        Err(_) => return Err(invalid(format!("strategy = {strategy} is unknown"))),
+    })
 }
 
 fn check_id(id: &str) -> Result<(), Status> {
