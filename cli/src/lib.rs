@@ -5,7 +5,11 @@
 //! - [`research`]: `research-agent` — research sessions (run, resume, status, report, list)
 //!   and the services (`serve`).
 //! - [`quick`]: `quick-evaluator`, one model over seeds with the statistics.
+//! - [`config`]: the embedded services' layered configuration, one file for all five.
+//! - [`multicall`]: the programs that are also the sandbox's init and trainer.
 
+pub mod config;
+pub mod multicall;
 pub mod quick;
 pub mod research;
 pub mod stack;

@@ -77,6 +77,10 @@ pub struct QuickArgs {
     /// Embedded mode: where the services keep their state.
     #[arg(long, default_value = ".research-agent")]
     pub state_dir: PathBuf,
+    /// TOML configuration of the embedded services (see `research-agent --help`); `RA_*`
+    /// variables layer over it.
+    #[arg(long, value_name = "FILE", env = "RA_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Embedded mode: folder of original dataset files (one sub-folder per dataset).
     #[arg(long, env = "RA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -138,6 +142,8 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<Value> {
                 } else {
                     "warn".into()
                 },
+                config_file: args.config.clone(),
+                environment: std::env::vars().collect(),
                 ..StackOptions::default()
             })
             .await?,

@@ -56,6 +56,26 @@ pub struct Connection {
     /// Never download datasets (the built-in `synthetic` and `shapes` need no files).
     #[arg(long)]
     pub offline: bool,
+    /// TOML configuration: for the embedded services one file with their sections
+    /// (`[store]`, `[data]`, `[sandbox]`, `[evaluator]`, `[planner]`, `[server]`); for
+    /// `serve SERVICE` that service's own file. `RA_*` variables layer over it, flags over both.
+    #[arg(long, value_name = "FILE", env = "RA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The embedded stack's options from these flags and the process environment.
+    fn stack_options(&self, log_filter: &str) -> StackOptions {
+        StackOptions {
+            root: self.root.clone(),
+            data_dir: self.data_dir.clone(),
+            offline: self.offline,
+            log_filter: log_filter.to_owned(),
+            config_file: self.config.clone(),
+            environment: std::env::vars().collect(),
+            ..StackOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -138,9 +158,6 @@ pub enum Command {
         /// Address to bind; the conventional ports are 50051 (planner) to 50055 (registry).
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
-        /// TOML configuration for a single service (see each service's --help).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -185,15 +202,9 @@ impl Services {
         let (stack, planner_url, registry_url) = match &connection.planner {
             Some(url) => (None, url.clone(), connection.registry.clone()),
             None => {
-                let stack = Stack::start(&StackOptions {
-                    root: connection.root.clone(),
-                    data_dir: connection.data_dir.clone(),
-                    offline: connection.offline,
-                    log_filter: log_filter.to_owned(),
-                    ..StackOptions::default()
-                })
-                .await
-                .context("start the embedded services")?;
+                let stack = Stack::start(&connection.stack_options(log_filter))
+                    .await
+                    .context("start the embedded services")?;
                 let (planner, registry) = (stack.planner_url(), stack.registry_url());
                 (Some(stack), planner, registry)
             }
@@ -303,9 +314,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve {
             service,
             host,
-            config,
             connection,
-        } => serve(service, host, config, &connection, &cli.log_filter)
+        } => serve(service, host, &connection, &cli.log_filter)
             .await
             .map(|()| 0),
     }
@@ -809,13 +819,12 @@ async fn list(registry_url: &str) -> anyhow::Result<()> {
 async fn serve(
     service: ServiceName,
     host: IpAddr,
-    config: Option<PathBuf>,
     connection: &Connection,
     log_filter: &str,
 ) -> anyhow::Result<()> {
     let args = ra_serve::ServiceArgs {
         listen: None,
-        config,
+        config: connection.config.clone(),
         log_format: None,
         log_filter: Some(log_filter.to_owned()),
     };
@@ -824,12 +833,12 @@ async fn serve(
     let listen = |port: u16| (!has_config).then(|| std::net::SocketAddr::new(host, port));
     // One service as its own binary would serve it, on its conventional port.
     macro_rules! serve {
-        ($name:literal, $service:ident, $config:ident, $port:literal) => {
+        ($name:literal, $service:ident, $config:ident) => {
             Ok(ra_serve::serve_binary(
                 $name,
                 $service::$config::default(),
                 &ra_serve::ServiceArgs {
-                    listen: listen($port),
+                    listen: listen($service::config::DEFAULT_PORT),
                     ..args
                 },
                 |c, l, s| async move { $service::run(&c, l, s).await },
@@ -840,12 +849,8 @@ async fn serve(
     match service {
         ServiceName::All => {
             let stack = Stack::start(&StackOptions {
-                root: connection.root.clone(),
-                data_dir: connection.data_dir.clone(),
-                offline: connection.offline,
-                log_filter: log_filter.to_owned(),
                 conventional_ports: Some(host),
-                ..StackOptions::default()
+                ..connection.stack_options(log_filter)
             })
             .await?;
             eprintln!(
@@ -859,10 +864,10 @@ async fn serve(
             ra_serve::shutdown_signal().await;
             stack.stop().await
         }
-        ServiceName::Planner => serve!("planner-svc", planner_svc, PlannerConfig, 50051),
-        ServiceName::Evaluator => serve!("evaluator-svc", evaluator_svc, EvaluatorConfig, 50052),
-        ServiceName::Sandbox => serve!("sandbox-svc", sandbox_svc, SandboxConfig, 50053),
-        ServiceName::Dataset => serve!("dataset-svc", dataset_svc, DatasetConfig, 50054),
-        ServiceName::Registry => serve!("registry-svc", registry_svc, RegistryConfig, 50055),
+        ServiceName::Planner => serve!("planner-svc", planner_svc, PlannerConfig),
+        ServiceName::Evaluator => serve!("evaluator-svc", evaluator_svc, EvaluatorConfig),
+        ServiceName::Sandbox => serve!("sandbox-svc", sandbox_svc, SandboxConfig),
+        ServiceName::Dataset => serve!("dataset-svc", dataset_svc, DatasetConfig),
+        ServiceName::Registry => serve!("registry-svc", registry_svc, RegistryConfig),
     }
 }

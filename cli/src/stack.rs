@@ -13,6 +13,8 @@ use ra_serve::Shutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::config::StackConfig;
+
 /// What an embedded stack is started with.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -34,6 +36,14 @@ pub struct StackOptions {
     /// The planner's LLM endpoint and session defaults, when not the built-in ones.
     pub llm: Option<planner_svc::config::LlmConfig>,
     pub session_defaults: Option<planner_svc::config::SessionDefaults>,
+    /// A TOML file with the services' sections (see [`crate::config`]).
+    pub config_file: Option<PathBuf>,
+    /// The `RA_*` variables to layer over the file (the process environment for the
+    /// command-line programs; none in tests).
+    pub environment: Vec<(String, String)>,
+    /// A multi-call program (`research-agent`) the sandbox runs as its init and its trainer;
+    /// `None`: this program when it carries them, else the separate binaries beside it.
+    pub helper_program: Option<PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -48,6 +58,9 @@ impl Default for StackOptions {
             conventional_ports: None,
             llm: None,
             session_defaults: None,
+            config_file: None,
+            environment: Vec::new(),
+            helper_program: None,
         }
     }
 }
@@ -86,12 +99,47 @@ fn url(address: SocketAddr) -> String {
     format!("http://{address}")
 }
 
-fn server_settings(address: SocketAddr, filter: &str) -> ra_serve::ServerSettings {
+/// The layered configuration with the options (the command's flags) applied on top.
+fn configuration(options: &StackOptions, root: &Path) -> anyhow::Result<StackConfig> {
+    let mut config = StackConfig::load(
+        root,
+        options.config_file.clone(),
+        options.environment.clone(),
+    )?;
+    config.server.log_filter = options.log_filter.clone();
+    if let Some(data_dir) = &options.data_dir {
+        config.data.data_dir = absolute(data_dir)?;
+    }
+    if options.offline {
+        config.data.offline = true;
+        config.planner.offline = true;
+    }
+    if options.max_concurrent_jobs > 0 {
+        config.sandbox.max_concurrent_jobs = options.max_concurrent_jobs;
+    }
+    if options.docker {
+        config.sandbox.docker_enabled = true;
+    }
+    if let Some(llm) = &options.llm {
+        config.planner.llm = llm.clone();
+    }
+    if let Some(defaults) = &options.session_defaults {
+        config.planner.defaults = defaults.clone();
+    }
+    if let Some(program) = &options.helper_program {
+        let program = absolute(program)?;
+        config.sandbox.process.init_path = program.clone();
+        config.sandbox.trainer_path = program;
+    }
+    // The sandbox reads what dataset-svc writes.
+    config.sandbox.dataset_cache_dir = config.data.cache_dir.clone();
+    Ok(config)
+}
+
+fn with_listen(server: &ra_serve::ServerSettings, address: SocketAddr) -> ra_serve::ServerSettings {
     ra_serve::ServerSettings {
         listen: address,
-        shutdown_grace_seconds: 5,
-        log_filter: filter.to_owned(),
-        ..ra_serve::ServerSettings::with_port(address.port())
+        ..server.clone()
     }
 }
 
@@ -101,18 +149,13 @@ impl Stack {
         let root = absolute(&options.root)?;
         std::fs::create_dir_all(&root)
             .with_context(|| format!("create the state folder {}", root.display()))?;
+        let config = configuration(options, &root)?;
         let shutdown = Shutdown::new();
         let mut tasks: Vec<(&'static str, ServiceTask)> = Vec::new();
-        let filter = &options.log_filter;
 
-        let (listener, registry) = listen(options, 50055).await?;
-        let registry_config = registry_svc::RegistryConfig {
-            server: server_settings(registry, filter),
-            store: registry_svc::StoreSettings {
-                path: root.join("registry"),
-                ..registry_svc::RegistryConfig::default().store
-            },
-        };
+        let (listener, registry) = listen(options, registry_svc::config::DEFAULT_PORT).await?;
+        let mut registry_config = config.registry();
+        registry_config.server = with_listen(&config.server, registry);
         tasks.push((
             "registry-svc",
             spawn(shutdown.clone(), move |s| async move {
@@ -120,20 +163,9 @@ impl Stack {
             }),
         ));
 
-        let (listener, dataset) = listen(options, 50054).await?;
-        let cache_dir = root.join("datasets");
-        let dataset_config = dataset_svc::DatasetConfig {
-            server: server_settings(dataset, filter),
-            data: dataset_svc::config::DataSettings {
-                cache_dir: cache_dir.clone(),
-                data_dir: options
-                    .data_dir
-                    .clone()
-                    .unwrap_or_else(|| root.join("data")),
-                offline: options.offline,
-                ..dataset_svc::DatasetConfig::default().data
-            },
-        };
+        let (listener, dataset) = listen(options, dataset_svc::config::DEFAULT_PORT).await?;
+        let mut dataset_config = config.dataset();
+        dataset_config.server = with_listen(&config.server, dataset);
         tasks.push((
             "dataset-svc",
             spawn(shutdown.clone(), move |s| async move {
@@ -141,18 +173,9 @@ impl Stack {
             }),
         ));
 
-        let (listener, sandbox) = listen(options, 50053).await?;
-        let sandbox_config = sandbox_svc::SandboxConfig {
-            server: server_settings(sandbox, filter),
-            sandbox: sandbox_svc::SandboxSettings {
-                work_dir: root.join("sandbox/jobs"),
-                outputs_dir: root.join("sandbox/outputs"),
-                dataset_cache_dir: cache_dir,
-                docker_enabled: options.docker,
-                max_concurrent_jobs: options.max_concurrent_jobs,
-                ..sandbox_svc::SandboxSettings::default()
-            },
-        };
+        let (listener, sandbox) = listen(options, sandbox_svc::config::DEFAULT_PORT).await?;
+        let mut sandbox_config = config.sandbox();
+        sandbox_config.server = with_listen(&config.server, sandbox);
         tasks.push((
             "sandbox-svc",
             spawn(shutdown.clone(), move |s| async move {
@@ -160,16 +183,12 @@ impl Stack {
             }),
         ));
 
-        let (listener, evaluator) = listen(options, 50052).await?;
-        let evaluator_config = evaluator_svc::EvaluatorConfig {
-            server: server_settings(evaluator, filter),
-            evaluator: evaluator_svc::EvaluatorSettings {
-                registry_url: url(registry),
-                dataset_url: url(dataset),
-                sandbox_url: url(sandbox),
-                ..evaluator_svc::EvaluatorSettings::default()
-            },
-        };
+        let (listener, evaluator) = listen(options, evaluator_svc::config::DEFAULT_PORT).await?;
+        let mut evaluator_config = config.evaluator();
+        evaluator_config.server = with_listen(&config.server, evaluator);
+        evaluator_config.evaluator.registry_url = url(registry);
+        evaluator_config.evaluator.dataset_url = url(dataset);
+        evaluator_config.evaluator.sandbox_url = url(sandbox);
         tasks.push((
             "evaluator-svc",
             spawn(shutdown.clone(), move |s| async move {
@@ -177,21 +196,13 @@ impl Stack {
             }),
         ));
 
-        let (listener, planner) = listen(options, 50051).await?;
-        let planner_config = planner_svc::PlannerConfig {
-            server: server_settings(planner, filter),
-            planner: planner_svc::PlannerSettings {
-                registry_url: url(registry),
-                evaluator_url: url(evaluator),
-                dataset_url: url(dataset),
-                sandbox_url: url(sandbox),
-                reports_dir: root.join("reports"),
-                offline: options.offline,
-                llm: options.llm.clone().unwrap_or_default(),
-                defaults: options.session_defaults.clone().unwrap_or_default(),
-                ..planner_svc::PlannerSettings::default()
-            },
-        };
+        let (listener, planner) = listen(options, planner_svc::config::DEFAULT_PORT).await?;
+        let mut planner_config = config.planner();
+        planner_config.server = with_listen(&config.server, planner);
+        planner_config.planner.registry_url = url(registry);
+        planner_config.planner.evaluator_url = url(evaluator);
+        planner_config.planner.dataset_url = url(dataset);
+        planner_config.planner.sandbox_url = url(sandbox);
         let planner_shutdown = Shutdown::new();
         let planner_task = spawn(planner_shutdown.clone(), move |s| async move {
             Ok(planner_svc::run(&planner_config, listener, s).await?)
@@ -254,8 +265,35 @@ impl Stack {
         use tonic_health::pb::health_check_response::ServingStatus;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if health(&url(address), service).await == Some(ServingStatus::Serving) {
+            let status = health(&url(address), service).await;
+            if status == Some(ServingStatus::Serving) {
                 return Ok(());
+            }
+            // The sandbox says at once when it can never serve: no backend at all.
+            if name == "sandbox-svc" && status == Some(ServingStatus::NotServing) {
+                let mut client =
+                    ra_proto::sandbox::v1::sandbox_service_client::SandboxServiceClient::connect(
+                        url(address),
+                    )
+                    .await?;
+                let capabilities = client
+                    .get_capabilities(ra_proto::sandbox::v1::GetCapabilitiesRequest {})
+                    .await?
+                    .into_inner();
+                let reasons: Vec<String> = capabilities
+                    .backends
+                    .iter()
+                    .filter(|b| !b.available)
+                    .map(|b| {
+                        let name = ra_proto::sandbox::v1::Backend::try_from(b.backend)
+                            .map_or("?", |b| b.as_str_name());
+                        format!("{name}: {}", b.unavailable_reason)
+                    })
+                    .collect();
+                bail!(
+                    "sandbox-svc cannot run any job, so no research can run — {}",
+                    reasons.join("; ")
+                );
             }
             let task = match name {
                 "planner-svc" => self.planner_task.as_ref(),

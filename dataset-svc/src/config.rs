@@ -33,6 +33,14 @@ pub struct DataSettings {
     pub download_attempts: u32,
 }
 
+impl DataSettings {
+    /// Every path setting made absolute against `base` (see [`ServiceConfig::resolve_paths`]).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        ra_serve::absolute_path(&mut self.data_dir, base);
+        ra_serve::absolute_path(&mut self.cache_dir, base);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetConfig {
@@ -62,6 +70,10 @@ impl Default for DatasetConfig {
 impl ServiceConfig for DatasetConfig {
     fn server(&self) -> &ServerSettings {
         &self.server
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.data.resolve_paths(base);
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -61,6 +61,31 @@ pub async fn run(
         &[service_names::EVALUATOR],
     )
     .await;
-    server.health().set_serving().await;
-    Ok(server.serve(listener, &config.server, shutdown).await?)
+    // SERVING only while the registry, the sandbox and dataset-svc answer.
+    let peers = vec![
+        ra_serve::Peer {
+            name: "registry-svc",
+            url: settings.registry_url.clone(),
+            service: service_names::REGISTRY,
+        },
+        ra_serve::Peer {
+            name: "sandbox-svc",
+            url: settings.sandbox_url.clone(),
+            service: service_names::SANDBOX,
+        },
+        ra_serve::Peer {
+            name: "dataset-svc",
+            url: settings.dataset_url.clone(),
+            service: service_names::DATASET,
+        },
+    ];
+    let watch = ra_serve::watch_peers(
+        server.health(),
+        peers,
+        std::time::Duration::from_secs(5),
+        shutdown.clone(),
+    );
+    let result = server.serve(listener, &config.server, shutdown).await;
+    watch.abort();
+    Ok(result?)
 }

@@ -196,6 +196,10 @@ impl ServiceConfig for PlannerConfig {
         &self.server
     }
 
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        ra_serve::absolute_path(&mut self.planner.reports_dir, base);
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.planner.validate()
     }

@@ -78,9 +78,14 @@ fn find_dataset(text: &str, datasets: &[&str]) -> Option<(String, String)> {
         if matches!(c, '-' | '_' | ' ') {
             continue;
         }
+        // One origin entry per byte of `squashed`, so that a byte offset found in it indexes
+        // `origin` (lower-casing can change a character's length: 'İ' → "i̇").
         for lower in c.to_lowercase() {
             squashed.push(lower);
-            origin.push((index, index + c.len_utf8()));
+            origin.extend(std::iter::repeat_n(
+                (index, index + c.len_utf8()),
+                lower.len_utf8(),
+            ));
         }
     }
     let mut best: Option<(&str, usize, usize)> = None;
@@ -109,7 +114,8 @@ fn find_dataset(text: &str, datasets: &[&str]) -> Option<(String, String)> {
             if before_ok && after_ok && best.is_none_or(|(b, _, _)| squash(b).len() < key.len()) {
                 best = Some((name, start, end));
             }
-            from = start + 1;
+            // The next search starts after this match's first character (a char boundary).
+            from = start + squashed[start..].chars().next().map_or(1, char::len_utf8);
         }
     }
     let (name, start, end) = best?;
@@ -520,5 +526,53 @@ mod tests {
         assert!(error.to_string().contains("seeds"), "{error}");
         let error = parse_goal("mnist accuracy above 150", CATALOG).expect_err("bad");
         assert!(error.to_string().contains("[0, 1]"), "{error}");
+    }
+
+    #[test]
+    fn the_reported_goal_with_an_em_dash_and_a_sign_parses() {
+        // It panicked once (a byte offset used as a character index).
+        match parse_goal("accuracy ≥ 0.9 — mnist", CATALOG) {
+            Ok(goal) => assert_eq!(goal.dataset, "mnist"),
+            Err(error) => assert!(error.to_string().contains("mnist"), "{error}"),
+        }
+        let goal = parse("an MLP for İ mnist with at least 90% accuracy");
+        assert_eq!(goal.dataset, "mnist");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any text a user may type gives a goal or an error, never a panic.
+        #[test]
+        fn any_unicode_text_never_panics(text in "\\PC{0,80}") {
+            let _ = parse_goal(&text, CATALOG);
+        }
+
+        /// Text built from goal words, numbers, symbols and odd characters (case-changing,
+        /// combining, wide), in any order.
+        #[test]
+        fn goal_like_text_never_panics(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "mnist", "CIFAR-10", "fashion_mnist", "İ", "ẞ", "ǅ", "\u{301}", "—", "≥", "%",
+                "75", "0.9", ".5", "at least", "accuracy", "loss", "below", "seeds", "within",
+                "candidates", " ", "-", "_", "日本", "🙂", "\u{0}", "\n",
+            ]),
+            0..12,
+        )) {
+            let text: String = parts.concat();
+            let _ = parse_goal(&text, CATALOG);
+        }
+
+        /// A dataset name between arbitrary words is still found, whatever surrounds it.
+        #[test]
+        fn a_named_dataset_is_found_between_any_words(
+            before in "[\\p{L}\\p{M}≥—%0-9 ]{0,20}",
+            after in "[\\p{L}\\p{M}≥—%0-9 ]{0,20}",
+        ) {
+            let text = format!("{before} titanic {after}");
+            if let Ok(goal) = parse_goal(&text, CATALOG) {
+                proptest::prop_assert!(CATALOG.contains(&goal.dataset.as_str()));
+            }
+        }
     }
 }

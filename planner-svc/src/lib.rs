@@ -68,12 +68,41 @@ pub async fn run(
         &[service_names::PLANNER],
     )
     .await;
-    server.health().set_serving().await;
+    // SERVING only while every service a session needs answers; NOT_SERVING as soon as a
+    // shutdown begins (sessions are being stopped).
+    let peers = [
+        (
+            "registry-svc",
+            &settings.registry_url,
+            service_names::REGISTRY,
+        ),
+        (
+            "evaluator-svc",
+            &settings.evaluator_url,
+            service_names::EVALUATOR,
+        ),
+        ("dataset-svc", &settings.dataset_url, service_names::DATASET),
+        ("sandbox-svc", &settings.sandbox_url, service_names::SANDBOX),
+    ]
+    .map(|(name, url, service)| ra_serve::Peer {
+        name,
+        url: url.clone(),
+        service,
+    })
+    .to_vec();
+    let health = server.health();
+    let watch = ra_serve::watch_peers(
+        health.clone(),
+        peers,
+        std::time::Duration::from_secs(5),
+        shutdown.clone(),
+    );
     let server_shutdown = Shutdown::new();
     let sessions_stopped = tokio::spawn({
         let server_shutdown = server_shutdown.clone();
         async move {
             shutdown.requested().await;
+            health.set_draining().await;
             planner.shutdown().await;
             server_shutdown.trigger();
         }
@@ -82,5 +111,6 @@ pub async fn run(
         .serve(listener, &config.server, server_shutdown)
         .await;
     sessions_stopped.abort();
+    watch.abort();
     Ok(served?)
 }

@@ -184,6 +184,7 @@ impl Planner {
         let goal = self
             .resolve_goal(&request.goal_text, request.overrides.as_ref())
             .await?;
+        self.check_sandbox_can_train().await?;
         let id = new_id("exp_");
         let name: String = format!(
             "research: {}",
@@ -213,6 +214,32 @@ impl Planner {
             })
             .await?;
         Ok(self.launch(id, goal, config, 0.0).await)
+    }
+
+    /// Refuses a session before anything is written when the sandbox cannot train at all
+    /// (no usable backend, no trainer): FAILED_PRECONDITION with what is missing.
+    async fn check_sandbox_can_train(&self) -> Result<(), Status> {
+        let mut sandbox = self.inner.clients.peers.sandbox.clone();
+        let capabilities = sandbox
+            .get_capabilities(ra_proto::sandbox::v1::GetCapabilitiesRequest {})
+            .await
+            .map_err(|status| {
+                Status::unavailable(format!(
+                    "cannot ask {} what it can run ({:?}): {}",
+                    self.inner.clients.peers.sandbox_name,
+                    status.code(),
+                    status.message()
+                ))
+            })?
+            .into_inner();
+        if capabilities.train_jobs_blocked_by.is_empty() {
+            Ok(())
+        } else {
+            Err(Status::failed_precondition(format!(
+                "{} cannot train candidates: {}",
+                self.inner.clients.peers.sandbox_name, capabilities.train_jobs_blocked_by
+            )))
+        }
     }
 
     async fn launch(
@@ -268,6 +295,7 @@ impl Planner {
                 experiment.summary
             )));
         }
+        self.check_sandbox_can_train().await?;
         let config: SessionConfig = serde_json::from_str(&experiment.config_json).map_err(|error| {
             Status::failed_precondition(format!(
                 "experiment {id} was not started by planner-svc (its configuration does not read: {error})"

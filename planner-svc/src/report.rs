@@ -294,6 +294,20 @@ fn one_line(text: &str, limit: usize) -> String {
     }
 }
 
+/// The leaderboard's mean, CI, p and Holm p cells; "–" for all four when no seed finished (no
+/// mean and no interval, not zeros).
+fn stat_cells(a: &common::Aggregate, p: f64, holm: f64) -> [String; 4] {
+    if a.n == 0 {
+        return ["–", "–", "–", "–"].map(str::to_owned);
+    }
+    [
+        number(a.mean),
+        format!("[{}, {}]", number(a.ci_low), number(a.ci_high)),
+        number(p),
+        number(holm),
+    ]
+}
+
 fn markdown(
     research: &Research,
     status: &pb::ResearchStatus,
@@ -390,18 +404,18 @@ fn markdown(
             continue;
         };
         let a = c.aggregate.clone().unwrap_or_default();
+        let [mean, ci, p, holm] = stat_cells(&a, c.p_value, c.adjusted_p_value);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | [{}, {}] | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             entry.rank,
             c.name,
             c.strategy,
             a.n,
-            number(a.mean),
-            number(a.ci_low),
-            number(a.ci_high),
-            number(c.p_value),
-            number(c.adjusted_p_value),
+            mean,
+            ci,
+            p,
+            holm,
             decision_name(c.decision as i32),
             one_line(c.failure.as_deref().unwrap_or(""), 100)
         );
@@ -427,4 +441,26 @@ fn markdown(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_candidate_without_finished_seeds_shows_dashes_not_zeros() {
+        let none = common::Aggregate::default();
+        assert_eq!(stat_cells(&none, 0.0, 0.0), ["–", "–", "–", "–"]);
+        let some = common::Aggregate {
+            n: 3,
+            mean: 0.61,
+            ci_low: 0.55,
+            ci_high: 0.67,
+            ..Default::default()
+        };
+        assert_eq!(
+            stat_cells(&some, 0.0123, 0.0369),
+            ["0.6100", "[0.5500, 0.6700]", "0.0123", "0.0369"]
+        );
+    }
 }

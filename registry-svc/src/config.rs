@@ -29,6 +29,10 @@ impl ServiceConfig for RegistryConfig {
         &self.server
     }
 
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        ra_serve::absolute_path(&mut self.store.path, base);
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.store.validate()
     }

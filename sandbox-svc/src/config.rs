@@ -44,6 +44,25 @@ pub struct SandboxSettings {
     pub docker: DockerSettings,
 }
 
+impl SandboxSettings {
+    /// Every path setting made absolute against `base` (see [`ServiceConfig::resolve_paths`]).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for path in [
+            &mut self.work_dir,
+            &mut self.outputs_dir,
+            &mut self.dataset_cache_dir,
+            &mut self.trainer_path,
+            &mut self.process.init_path,
+            &mut self.process.cgroup_root,
+        ] {
+            ra_serve::absolute_path(path, base);
+        }
+        for path in &mut self.process.read_only_paths {
+            ra_serve::absolute_path(path, base);
+        }
+    }
+}
+
 impl Default for SandboxSettings {
     fn default() -> Self {
         Self {
@@ -94,6 +113,10 @@ impl Default for SandboxConfig {
 impl ServiceConfig for SandboxConfig {
     fn server(&self) -> &ServerSettings {
         &self.server
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.sandbox.resolve_paths(base);
     }
 
     fn validate(&self) -> Result<(), String> {

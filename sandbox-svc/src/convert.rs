@@ -138,6 +138,44 @@ pub fn report_to_proto(validation: &Validation) -> pb::ValidationReport {
     }
 }
 
+/// What the executor can run, for GetCapabilities.
+pub fn capabilities_to_proto(executor: &crate::Executor) -> pb::Capabilities {
+    let backend = |kind: BackendKind, detail: String| pb::BackendCapability {
+        backend: backend_to_proto(kind) as i32,
+        available: executor.unavailable(kind).is_none(),
+        unavailable_reason: executor.unavailable(kind).unwrap_or_default().to_owned(),
+        detail,
+    };
+    pb::Capabilities {
+        backends: vec![
+            backend(
+                BackendKind::Process,
+                executor
+                    .process
+                    .as_ref()
+                    .map(|p| p.resource_control().to_owned())
+                    .unwrap_or_default(),
+            ),
+            backend(
+                BackendKind::Docker,
+                executor
+                    .docker
+                    .as_ref()
+                    .map(|d| d.image().to_owned())
+                    .unwrap_or_default(),
+            ),
+        ],
+        default_backend: backend_to_proto(executor.settings.backend) as i32,
+        trainer_available: executor.trainer.is_some(),
+        trainer_path: executor
+            .trainer
+            .as_ref()
+            .map(|t| t.display().to_string())
+            .unwrap_or_default(),
+        train_jobs_blocked_by: executor.train_jobs_blocked_by().unwrap_or_default(),
+    }
+}
+
 fn backend_to_proto(kind: BackendKind) -> pb::Backend {
     match kind {
         BackendKind::Process => pb::Backend::Process,

@@ -40,6 +40,11 @@ pub struct DockerSettings {
     pub image: String,
     /// Programs copied into a locally built image with their libraries (for command jobs).
     pub shell_programs: Vec<PathBuf>,
+    /// A static busybox copied into a locally built image as `/usr/bin/busybox` with a link per
+    /// applet (`ls`, `cat`, `cp`, `grep`, `sed`, `awk`, …), so that command jobs have ordinary
+    /// tools; Debian's `busybox-static` installs one at `/bin/busybox`. Empty, or not a file:
+    /// none (the image then holds only the shell programs and the trainer).
+    pub busybox: PathBuf,
     /// The user jobs run as inside the container.
     pub user: String,
 }
@@ -49,6 +54,7 @@ impl Default for DockerSettings {
         Self {
             image: String::new(),
             shell_programs: vec![PathBuf::from("/bin/bash"), PathBuf::from("/bin/sh")],
+            busybox: PathBuf::from("/bin/busybox"),
             user: "65534:65534".into(),
         }
     }
@@ -93,7 +99,7 @@ impl DockerBackend {
                 "removed sandbox containers left by an earlier sandbox-svc"
             );
         }
-        let rootfs = image_files(trainer, &settings.shell_programs)?;
+        let rootfs = image_files(trainer, &settings.shell_programs, &settings.busybox)?;
         let image = if settings.image.is_empty() {
             format!("research-agent-sandbox:{}", content_tag(&rootfs))
         } else {
@@ -426,13 +432,26 @@ impl DockerControl {
     }
 }
 
+/// The mode of an image entry that is a symbolic link (its content is the link's target).
+const SYMLINK_MODE: u32 = 0o120_777;
+
 /// `(path in the image, content, mode)` of every file of a locally built image: the trainer,
-/// the shell programs, the shared libraries they load, and a few small files.
+/// the shell programs, the shared libraries they load, busybox with its applet links, and a
+/// few small files.
 fn image_files(
     trainer: Option<&Path>,
     programs: &[PathBuf],
+    busybox: &Path,
 ) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, String> {
     let mut files: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+    if busybox.is_file() {
+        files.extend(busybox_files(busybox)?);
+    } else if !busybox.as_os_str().is_empty() {
+        tracing::warn!(
+            busybox = %busybox.display(),
+            "no busybox: command jobs in the docker image get no ls, cat, … (install busybox-static or set sandbox.docker.busybox)"
+        );
+    }
     let mut binaries: Vec<(PathBuf, PathBuf)> = programs
         .iter()
         .filter(|p| p.exists())
@@ -466,6 +485,47 @@ fn image_files(
     ));
     files.sort_by(|a, b| a.0.cmp(&b.0));
     files.dedup_by(|a, b| a.0 == b.0);
+    Ok(files)
+}
+
+/// `/usr/bin/busybox` and a link to it for each applet it lists. Only a static busybox is taken
+/// (a dynamic one would need libraries this image does not carry).
+fn busybox_files(busybox: &Path) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, String> {
+    if !shared_libraries(busybox)?.is_empty() {
+        return Err(format!(
+            "sandbox.docker.busybox {} is not statically linked; install Debian's busybox-static",
+            busybox.display()
+        ));
+    }
+    let listed = std::process::Command::new(busybox)
+        .arg("--list")
+        .output()
+        .map_err(|e| format!("cannot run {} --list: {e}", busybox.display()))?;
+    if !listed.status.success() {
+        return Err(format!(
+            "{} --list failed: {}",
+            busybox.display(),
+            listed.status
+        ));
+    }
+    let content =
+        std::fs::read(busybox).map_err(|e| format!("cannot read {}: {e}", busybox.display()))?;
+    let mut files = vec![(PathBuf::from("/usr/bin/busybox"), content, 0o755)];
+    for applet in String::from_utf8_lossy(&listed.stdout).lines() {
+        let applet = applet.trim();
+        let plain = !applet.is_empty()
+            && applet
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '['))
+            && applet != "busybox";
+        if plain {
+            files.push((
+                PathBuf::from("/usr/bin").join(applet),
+                b"busybox".to_vec(),
+                SYMLINK_MODE,
+            ));
+        }
+    }
     Ok(files)
 }
 
@@ -519,9 +579,14 @@ fn build_context(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("cannot build the image context: {e}"))
     };
     append("Dockerfile", dockerfile.as_bytes(), 0o644)?;
+    let mut links = Vec::new();
     for (path, content, mode) in files {
         let inside = path.strip_prefix("/").unwrap_or(path);
-        append(&format!("rootfs/{}", inside.display()), content, *mode)?;
+        if *mode == SYMLINK_MODE {
+            links.push((format!("rootfs/{}", inside.display()), content));
+        } else {
+            append(&format!("rootfs/{}", inside.display()), content, *mode)?;
+        }
     }
     for dir in ["rootfs/scratch/.keep", "rootfs/dataset/.keep"] {
         append(dir, b"", 0o644)?;
@@ -533,6 +598,12 @@ fn build_context(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<Vec<u8>, String> {
     archive
         .append_link(&mut header, "rootfs/tmp", "/scratch/tmp")
         .map_err(|e| format!("cannot build the image context: {e}"))?;
+    for (path, target) in links {
+        let target = String::from_utf8_lossy(target).into_owned();
+        archive
+            .append_link(&mut header, &path, &target)
+            .map_err(|e| format!("cannot build the image context: {e}"))?;
+    }
     archive
         .into_inner()
         .map_err(|e| format!("cannot build the image context: {e}"))

@@ -11,6 +11,15 @@ pub enum BackendKind {
     Docker,
 }
 
+impl BackendKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Docker => "docker",
+        }
+    }
+}
+
 /// Which isolation mechanisms actually held for a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enforcement {

@@ -38,8 +38,14 @@ impl Executor {
         }
         let trainer = if settings.trainer_path.as_os_str().is_empty() {
             crate::process::init::locate_binary("ra-trainer")
-        } else {
+        } else if settings.trainer_path.is_file() {
             Some(settings.trainer_path.clone())
+        } else {
+            tracing::error!(
+                trainer_path = %settings.trainer_path.display(),
+                "sandbox.trainer_path is not a file: train jobs cannot run"
+            );
+            None
         };
         let instance = instance_name(&settings.work_dir);
         let process = ProcessBackend::new(settings.process.clone(), &instance);
@@ -64,6 +70,47 @@ impl Executor {
             docker,
             trainer,
         }
+    }
+
+    /// Why `kind` cannot run jobs, `None` when it can.
+    pub fn unavailable(&self, kind: BackendKind) -> Option<&str> {
+        match kind {
+            BackendKind::Process => self.process.as_ref().err().map(String::as_str),
+            BackendKind::Docker => self.docker.as_ref().err().map(String::as_str),
+        }
+    }
+
+    /// Whether at least one backend can run jobs; else why none can (for health and the log).
+    pub fn readiness(&self) -> Result<(), String> {
+        match (&self.process, &self.docker) {
+            (Ok(_), _) | (_, Ok(_)) => Ok(()),
+            (Err(process), Err(docker)) => Err(format!(
+                "no backend can run jobs — process: {process}; docker: {docker}"
+            )),
+        }
+    }
+
+    /// What keeps train jobs on the default backend from running, in words; `None` if nothing.
+    pub fn train_jobs_blocked_by(&self) -> Option<String> {
+        let mut missing = Vec::new();
+        if let Some(why) = self.unavailable(self.settings.backend) {
+            missing.push(format!(
+                "the default backend ({}) is unavailable: {why}",
+                self.settings.backend.label()
+            ));
+        }
+        if self.trainer.is_none() {
+            missing.push(if self.settings.trainer_path.as_os_str().is_empty() {
+                "no trainer: cannot find ra-trainer beside this program or on PATH (run research-agent, which carries it, or set sandbox.trainer_path)"
+                    .to_owned()
+            } else {
+                format!(
+                    "no trainer: sandbox.trainer_path {} is not a file",
+                    self.settings.trainer_path.display()
+                )
+            });
+        }
+        (!missing.is_empty()).then(|| missing.join("; "))
     }
 
     /// The prepared dataset's folder, if the id names one in the cache.

@@ -117,6 +117,15 @@ impl SandboxService for SandboxGrpc {
         Ok(Response::new(report_to_proto(&validation)))
     }
 
+    async fn get_capabilities(
+        &self,
+        _: Request<pb::GetCapabilitiesRequest>,
+    ) -> Result<Response<pb::Capabilities>, Status> {
+        Ok(Response::new(crate::convert::capabilities_to_proto(
+            self.jobs.executor(),
+        )))
+    }
+
     type RunJobStream = EventStream;
 
     async fn run_job(

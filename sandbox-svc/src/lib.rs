@@ -11,6 +11,7 @@
 //!   cap, timeout, cancellation, resource samples) and the classification of exits.
 //! - [`executor`]: one job from checks to clean-up; [`jobs`]: the queue and job table.
 //! - [`grpc`], [`convert`], [`config`]: the tonic adapter, proto conversions, configuration.
+//! - [`multicall`]: programs that carry `ra-sandbox-init` and `ra-trainer` inside themselves.
 
 pub mod backend;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod grpc;
 pub mod job;
 pub mod jobs;
 pub mod limits;
+pub mod multicall;
 pub mod process;
 pub mod protocol;
 pub mod supervise;
@@ -67,7 +69,15 @@ pub async fn run(
         &[service_names::SANDBOX],
     )
     .await;
-    server.health().set_serving().await;
+    // Health tells the truth: SERVING only when some backend can run jobs (GetCapabilities and
+    // ValidateJob still answer, with the reasons).
+    match jobs.executor().readiness() {
+        Ok(()) => server.health().set_serving().await,
+        Err(why) => tracing::error!(reason = %why, "sandbox NOT_SERVING"),
+    }
+    if let Some(blocked) = jobs.executor().train_jobs_blocked_by() {
+        tracing::warn!(reason = %blocked, "train jobs cannot run");
+    }
     let result = server.serve(listener, &config.server, shutdown).await;
     jobs.cancel_all();
     result

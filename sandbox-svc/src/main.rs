@@ -12,8 +12,24 @@ struct Cli {
     service: ServiceArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // This binary is its own ra-sandbox-init: the process backend starts it under that name.
+    let mut args = std::env::args_os();
+    let argv0 = args.next();
+    if sandbox_svc::multicall::started_as(argv0.as_deref(), &[sandbox_svc::multicall::INIT])
+        .is_some()
+    {
+        let args: Vec<String> = std::env::args().collect();
+        std::process::exit(sandbox_svc::process::init::main_with_args(&args));
+    }
+    sandbox_svc::multicall::provide(&[sandbox_svc::multicall::INIT]);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let cli = Cli::parse();
     serve_binary("sandbox-svc", SandboxConfig::default(), &cli.service, |config, listener, shutdown| async move {
         sandbox_svc::run(&config, listener, shutdown).await

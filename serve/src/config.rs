@@ -77,6 +77,20 @@ pub trait ServiceConfig: Serialize + DeserializeOwned {
     fn server(&self) -> &ServerSettings;
     /// Checks the service's own settings; the message says which key is wrong and why.
     fn validate(&self) -> Result<(), String>;
+    /// Makes every relative path setting absolute against `base` (the working folder at load
+    /// time), so that no later step (a Docker bind mount, a changed working folder) sees a
+    /// relative one. Called by [`load_config`] before [`ServiceConfig::validate`].
+    fn resolve_paths(&mut self, base: &Path) {
+        let _ = base;
+    }
+}
+
+/// `path` made absolute against `base` when it is relative and not empty (empty means "not
+/// set" for optional paths).
+pub fn absolute_path(path: &mut std::path::PathBuf, base: &Path) {
+    if !path.as_os_str().is_empty() && path.is_relative() {
+        *path = base.join(&*path);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +129,15 @@ pub fn load_config<C: ServiceConfig>(
     if let Some(filter) = &args.log_filter {
         figment = figment.merge(Serialized::default("server.log_filter", filter));
     }
-    let config: C = figment
+    let mut config: C = figment
         .extract()
         .map_err(|e| ConfigError::Figment(Box::new(e)))?;
+    let base = std::env::current_dir().map_err(|error| {
+        ConfigError::Invalid(format!(
+            "cannot read the working folder to resolve relative paths: {error}"
+        ))
+    })?;
+    config.resolve_paths(&base);
     config.server().validate().map_err(ConfigError::Invalid)?;
     config.validate().map_err(ConfigError::Invalid)?;
     Ok(config)

@@ -36,6 +36,8 @@ pub const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 pub struct ServiceHealth {
     reporter: HealthReporter,
     services: Vec<String>,
+    /// Set once the server drains: nothing flips it back to SERVING after that.
+    draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for ServiceHealth {
@@ -47,9 +49,22 @@ impl std::fmt::Debug for ServiceHealth {
 }
 
 impl ServiceHealth {
-    /// Marks every listed service as ready to take requests.
+    /// Marks every listed service as ready to take requests (not while draining).
     pub async fn set_serving(&self) {
-        self.set_all(ServingStatus::Serving).await;
+        if !self.is_draining() {
+            self.set_all(ServingStatus::Serving).await;
+        }
+    }
+
+    /// Marks the server as draining: NOT_SERVING from now on.
+    pub async fn set_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.set_not_serving().await;
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Marks every listed service as not ready (start-up, lost dependency, draining).
@@ -87,6 +102,7 @@ impl GrpcServer {
         let health = ServiceHealth {
             reporter,
             services: services.iter().map(|s| (*s).to_owned()).collect(),
+            draining: std::sync::Arc::default(),
         };
         health.set_not_serving().await;
         Self {
@@ -124,7 +140,7 @@ impl GrpcServer {
             let shutdown = shutdown.clone();
             async move {
                 shutdown.requested().await;
-                health.set_not_serving().await;
+                health.set_draining().await;
                 tracing::info!("draining: no new connections, in-flight requests finish");
             }
         };
@@ -144,6 +160,10 @@ impl GrpcServer {
             .initial_connection_window_size(Some(HTTP2_CONNECTION_WINDOW_BYTES))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            // A panic that slips through a handler answers INTERNAL; the server keeps serving.
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                panic_response,
+            ))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, drain_signal);
         let grace = Duration::from_secs(settings.shutdown_grace_seconds);
@@ -156,6 +176,24 @@ impl GrpcServer {
         tracing::info!(address = %local_addr, "server stopped");
         Ok(())
     }
+}
+
+/// The answer to a request whose handler panicked: INTERNAL with the panic's message, logged
+/// inside the request's span.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> http::Response<String> {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    tracing::error!(
+        panic = detail,
+        "a request handler panicked; answered INTERNAL"
+    );
+    tonic::Status::internal(format!(
+        "the service failed while handling this request (a bug; it keeps serving): {detail}"
+    ))
+    .into_http()
 }
 
 /// Reflection over our contracts and health, advertising only the services actually served.

@@ -178,21 +178,61 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A binary of this workspace's build, beside the test executable's folder (`cargo test
-/// --workspace` builds every binary there).
+/// A binary of this workspace's build, built first when needed: the first call in a test
+/// process runs `cargo build --workspace --bins` (a no-op when they are fresh) with the cargo
+/// and profile that built the test, so `cargo test` never runs a missing or stale binary of
+/// another package (cargo builds a package's binaries only for that package's own tests).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("target folder");
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let dir = match BUILT.get_or_init(build_workspace_binaries) {
+        Ok(dir) => dir,
+        Err(error) => panic!("cannot build the workspace's binaries: {error}"),
+    };
     let binary = dir.join(name);
     assert!(
         binary.is_file(),
-        "{} is missing: run `cargo test --workspace`",
+        "{} is missing after `cargo build --workspace --bins`: no binary of that name",
         binary.display()
     );
     binary
+}
+
+/// Builds every binary of the workspace into the folder above the test executable's `deps/`.
+fn build_workspace_binaries() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("the test executable: {e}"))?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .ok_or("the test executable is not in a target folder")?
+        .to_path_buf();
+    let profile = dir
+        .file_name()
+        .and_then(|p| p.to_str())
+        .ok_or("the target folder has no profile name")?;
+    // Under `cargo test` CARGO names the cargo that runs us; by hand, the one on PATH.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args(["build", "--workspace", "--bins", "--quiet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile != "debug" {
+        command.args(["--profile", profile]);
+    }
+    // Only the target folder's parent is ours to choose: a CARGO_TARGET_DIR elsewhere is kept.
+    if let Some(target) = dir.parent() {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build --workspace --bins failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(dir)
 }
 
 /// The embedded stack (registry, dataset, sandbox with the process backend, evaluator) with
@@ -208,6 +248,7 @@ pub async fn stack_on_shared_data(test: &str) -> Option<(ra_cli::Stack, tempfile
         max_concurrent_jobs: 2,
         docker: false,
         log_filter: "warn".into(),
+        helper_program: Some(workspace_binary("research-agent")),
         ..ra_cli::StackOptions::default()
     })
     .await

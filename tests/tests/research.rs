@@ -39,6 +39,7 @@ async fn stack(
         max_concurrent_jobs: 2,
         llm,
         session_defaults: Some(quick_defaults()),
+        helper_program: Some(ra_integration_tests::workspace_binary("research-agent")),
         ..ra_cli::StackOptions::default()
     })
     .await

@@ -28,6 +28,7 @@ async fn snapshot(root: &Path, data: &Path, id: &str) -> Snapshot {
         root: root.to_path_buf(),
         data_dir: Some(data.to_path_buf()),
         offline: true,
+        helper_program: Some(ra_integration_tests::workspace_binary("research-agent")),
         ..ra_cli::StackOptions::default()
     })
     .await

@@ -7,9 +7,11 @@
 //! - [`metrics`]: the metrics protocol records (JSON lines) and the scores they carry.
 //! - [`backend`]: the Burn device for `--backend flex|tch`.
 //! - [`bench`]: throughput against the PyTorch reference.
+//! - [`cli`]: the `ra-trainer` command line, shared by its binary and `research-agent`.
 
 pub mod backend;
 pub mod bench;
+pub mod cli;
 pub mod data;
 pub mod metrics;
 pub mod model;

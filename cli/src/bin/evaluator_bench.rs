@@ -92,6 +92,7 @@ async fn direct(
         {
             let mut command = tokio::process::Command::new(&trainer);
             command
+                .arg0(sandbox_svc::multicall::TRAINER)
                 .args(["train", "--spec"])
                 .arg(spec_file)
                 .arg("--data")
@@ -186,8 +187,12 @@ async fn prepare(
     bail!("no manifest")
 }
 
+fn main() -> std::process::ExitCode {
+    ra_cli::multicall::main(evaluator_bench)
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn evaluator_bench() -> anyhow::Result<()> {
     let args = Args::parse();
     let cifar = args.data.join("cifar10_subset");
     anyhow::ensure!(

@@ -4,8 +4,12 @@
 use clap::Parser;
 use ra_cli::quick::{QuickArgs, run};
 
+fn main() -> std::process::ExitCode {
+    ra_cli::multicall::main(quick_evaluator)
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn quick_evaluator() -> std::process::ExitCode {
     let args = QuickArgs::parse();
     let filter = if args.verbose { "info" } else { "warn" };
     tracing_subscriber::fmt()

@@ -110,8 +110,12 @@ async fn session(
     anyhow::bail!("the event stream ended early")
 }
 
+fn main() -> std::process::ExitCode {
+    ra_cli::multicall::main(research_bench)
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn research_bench() -> anyhow::Result<()> {
     let args = Args::parse();
     let root = tempfile::tempdir()?;
     let stack = Stack::start(&StackOptions {

@@ -412,9 +412,13 @@ pub fn hand_over(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700))
 }
 
-/// Where `ra-sandbox-init` is: beside the running executable (or one folder up, for test
-/// binaries under `deps/`), else on `PATH`.
+/// Where the helper program `name` (`ra-sandbox-init`, `ra-trainer`) is: the running executable
+/// when it carries that helper ([`crate::multicall`]), else beside it (or one folder up, for
+/// test binaries under `deps/`), else on `PATH`.
 pub fn locate_binary(name: &str) -> Option<PathBuf> {
+    if let Some(this) = crate::multicall::this_program_as(name) {
+        return Some(this);
+    }
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
     [dir.join(name), dir.parent()?.join(name)]

@@ -83,7 +83,7 @@ impl ProcessBackend {
         let group_parent = format!("ra-sandbox-{instance}");
         let init = if settings.init_path.as_os_str().is_empty() {
             init::locate_binary("ra-sandbox-init").ok_or(
-                "cannot find ra-sandbox-init beside this program or on PATH; build it (cargo build -p sandbox-svc) or set sandbox.process.init_path",
+                "cannot find ra-sandbox-init beside this program or on PATH; run research-agent (which carries it), build it (cargo build -p sandbox-svc) or set sandbox.process.init_path",
             )?
         } else {
             settings.init_path.clone()
@@ -149,7 +149,10 @@ impl ProcessBackend {
             status_file: launch.work.status_file(),
         };
         let plan_json = serde_json::to_string(&plan).map_err(|e| e.to_string())?;
+        // Started under its own name: a multi-call program (research-agent) picks its role
+        // from argv[0].
         let spawned = Command::new(&self.init)
+            .arg0(crate::multicall::INIT)
             .arg(plan_json)
             .env_clear()
             .stdin(Stdio::piped())
