@@ -425,4 +425,25 @@ mod tests {
         let refused = check_answer(&wrong_input, &context).expect_err("wrong input");
         assert!(refused.contains("model.input"), "{refused}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Whatever a model answers — any Unicode, fences, half-JSON — gives a proposal or a
+        /// reason, never a panic.
+        #[test]
+        fn any_answer_gives_a_proposal_or_a_reason(
+            prefix in "\\PC{0,40}",
+            body in proptest::sample::select(vec![
+                "", "{", "}", "{\"rationale\": \"é—☃\"}", "```json\n{}\n```", "[1, 2]",
+                "{\"rationale\": 1, \"model\": null, \"train\": {}}",
+                "{\"model\": {\"layers\": [{\"type\": \"linear\", \"out_features\": -1}]}}",
+            ]),
+            suffix in "\\PC{0,40}",
+        ) {
+            let input = InputSpec::Tabular { features: 4 };
+            let budget = Budget::default();
+            let _ = check_answer(&format!("{prefix}{body}{suffix}"), &context(&input, &budget));
+        }
+    }
 }

@@ -139,4 +139,40 @@ mod tests {
         let long = vec![b'x'; MAX_LINE_BYTES * 2 + 5];
         assert_eq!(splitter.push(&long).len(), 2);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Any bytes a job prints, in any chunks, split into lines no longer than the cap, each
+        /// read as a record or a log line without a panic.
+        #[test]
+        fn any_output_is_split_and_read_without_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            chunk in 1usize..97,
+        ) {
+            let mut splitter = LineSplitter::default();
+            let mut lines = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                lines.extend(splitter.push(piece));
+            }
+            lines.extend(splitter.finish());
+            for line in lines {
+                // Invalid UTF-8 becomes U+FFFD (3 bytes per byte at most).
+                proptest::prop_assert!(line.len() <= 3 * MAX_LINE_BYTES);
+                let _ = interpret(OutputStream::Stdout, line);
+            }
+        }
+
+        /// Records with any Unicode keys and values.
+        #[test]
+        fn any_unicode_record_is_read(key in "\\PC{0,12}", value in "\\PC{0,12}", n in proptest::num::f64::ANY) {
+            let mut record = serde_json::Map::new();
+            record.insert("event".into(), "epoch".into());
+            record.insert(key.clone(), serde_json::json!(n));
+            record.insert("note".into(), value.clone().into());
+            let line = serde_json::Value::Object(record).to_string();
+            let _ = interpret(OutputStream::Stdout, line);
+            let _ = interpret(OutputStream::Stdout, format!("{{\"event\":\"final\",\"{key}\":{value}}}"));
+        }
+    }
 }

@@ -37,6 +37,24 @@ impl Bare {
         format!("http://127.0.0.1:{}", self.1)
     }
 
+    /// A client, and what GetCapabilities says (it answers whatever the health).
+    async fn capabilities(
+        &self,
+    ) -> (
+        SandboxServiceClient<tonic::transport::Channel>,
+        pb::Capabilities,
+    ) {
+        let mut client = SandboxServiceClient::connect(self.endpoint())
+            .await
+            .expect("connect");
+        let capabilities = client
+            .get_capabilities(pb::GetCapabilitiesRequest {})
+            .await
+            .expect("GetCapabilities answers")
+            .into_inner();
+        (client, capabilities)
+    }
+
     /// The first health answer (the service decides before it answers anything).
     async fn health(&mut self) -> ServingStatus {
         for _ in 0..1200 {
@@ -81,14 +99,7 @@ async fn the_docker_backend_works_with_the_default_configuration() {
     let cwd = tempfile::tempdir().expect("tempdir");
     let mut service = Bare::start(cwd.path(), &[], &[]);
     assert_eq!(service.health().await, ServingStatus::Serving);
-    let mut client = SandboxServiceClient::connect(service.endpoint())
-        .await
-        .expect("connect");
-    let capabilities = client
-        .get_capabilities(pb::GetCapabilitiesRequest {})
-        .await
-        .expect("capabilities")
-        .into_inner();
+    let (mut client, capabilities) = service.capabilities().await;
     let docker = capabilities
         .backends
         .iter()
@@ -151,14 +162,7 @@ async fn a_sandbox_with_no_usable_backend_is_not_serving_and_says_why() {
         ],
     );
     assert_eq!(service.health().await, ServingStatus::NotServing);
-    let mut client = SandboxServiceClient::connect(service.endpoint())
-        .await
-        .expect("connect");
-    let capabilities = client
-        .get_capabilities(pb::GetCapabilitiesRequest {})
-        .await
-        .expect("capabilities still answer")
-        .into_inner();
+    let (mut client, capabilities) = service.capabilities().await;
     assert!(capabilities.backends.iter().all(|b| !b.available));
     let process = capabilities
         .backends

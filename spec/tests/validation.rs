@@ -567,3 +567,29 @@ fn spec_has_zero_stride(spec: &ModelSpec) -> bool {
     }
     any_zero(&spec.layers)
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Spec JSON with any Unicode in its names and odd values parses or is refused, and what
+    /// parses is validated, without a panic.
+    #[test]
+    fn any_spec_json_is_parsed_or_refused(
+        name in "\\PC{0,24}",
+        width in proptest::num::i64::ANY,
+        rate in proptest::num::f64::ANY,
+        kind in proptest::sample::select(vec!["tabular", "image", "text", "ünknown", ""]),
+    ) {
+        let model = format!(
+            r#"{{"name": {name:?}, "input": {{"kind": "{kind}", "features": {width}}}, "num_classes": 3,
+               "layers": [{{"type": "linear", "out_features": {width}}}, {{"type": "linear", "out_features": 3}}]}}"#
+        );
+        if let Ok(spec) = ra_spec::ModelSpec::from_json(&model) {
+            let _ = validate_model(&spec, &Budget::default());
+        }
+        let train = format!(r#"{{"learning_rate": {rate}, "batch_size": {width}, "epochs": 1, "optimizer": {name:?}}}"#);
+        if let Ok(train) = ra_spec::TrainSpec::from_json(&train) {
+            let _ = train.validate();
+        }
+    }
+}
