@@ -19,6 +19,7 @@ use ra_proto::registry::v1 as reg;
 use ra_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 struct Harness {
     stack: Stack,
@@ -601,6 +602,12 @@ struct EvaluatorProcess {
 
 impl EvaluatorProcess {
     async fn start(root: &Path, stack: &Stack, sandbox_url: &str, attempts: u32) -> Self {
+        let started = Self::spawn(root, stack, sandbox_url, attempts);
+        started.wait_for(ServingStatus::Serving).await;
+        started
+    }
+
+    fn spawn(root: &Path, stack: &Stack, sandbox_url: &str, attempts: u32) -> Self {
         let port = free_port();
         let config = root.join(format!("evaluator-{port}.toml"));
         std::fs::write(
@@ -622,17 +629,22 @@ impl EvaluatorProcess {
             .spawn()
             .expect("start evaluator-svc");
         let url = format!("http://127.0.0.1:{port}");
+        Self { child, url }
+    }
+
+    /// Waits until the evaluator's health says `wanted` (it is SERVING only while its peers are).
+    async fn wait_for(&self, wanted: ServingStatus) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while ra_integration_tests::health_status(&url, ra_proto::service_names::EVALUATOR).await
-            != Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
+        while ra_integration_tests::health_status(&self.url, ra_proto::service_names::EVALUATOR)
+            .await
+            != Some(wanted)
         {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "evaluator-svc never became SERVING"
+                "evaluator-svc never became {wanted:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self { child, url }
     }
 }
 
@@ -752,13 +764,14 @@ async fn an_unreachable_sandbox_is_unavailable_after_retries() {
     };
     let root = tempfile::tempdir().expect("temporary directory");
     let closed = free_port();
-    let lonely = EvaluatorProcess::start(
+    let lonely = EvaluatorProcess::spawn(
         root.path(),
         &harness.stack,
         &format!("http://127.0.0.1:{closed}"),
         3,
-    )
-    .await;
+    );
+    // Health tells the truth: without its sandbox the evaluator is NOT_SERVING, yet it answers.
+    lonely.wait_for(ServingStatus::NotServing).await;
     let mut client = EvaluatorServiceClient::connect(lonely.url.clone())
         .await
         .expect("connect");
