@@ -356,19 +356,7 @@ pub async fn health(
     endpoint: &str,
     service: &str,
 ) -> Option<tonic_health::pb::health_check_response::ServingStatus> {
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
-    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-    let response = client
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: service.to_owned(),
-        })
-        .await
-        .ok()?;
-    Some(response.into_inner().status())
+    ra_serve::check_health(endpoint, service).await.ok()
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -140,11 +140,14 @@ pub fn report_to_proto(validation: &Validation) -> pb::ValidationReport {
 
 /// What the executor can run, for GetCapabilities.
 pub fn capabilities_to_proto(executor: &crate::Executor) -> pb::Capabilities {
-    let backend = |kind: BackendKind, detail: String| pb::BackendCapability {
-        backend: backend_to_proto(kind) as i32,
-        available: executor.unavailable(kind).is_none(),
-        unavailable_reason: executor.unavailable(kind).unwrap_or_default().to_owned(),
-        detail,
+    let backend = |kind: BackendKind, detail: String| {
+        let unavailable = executor.unavailable(kind);
+        pb::BackendCapability {
+            backend: backend_to_proto(kind) as i32,
+            available: unavailable.is_none(),
+            unavailable_reason: unavailable.unwrap_or_default().to_owned(),
+            detail,
+        }
     };
     pb::Capabilities {
         backends: vec![

@@ -38,14 +38,9 @@ impl Executor {
         }
         let trainer = if settings.trainer_path.as_os_str().is_empty() {
             crate::process::init::locate_binary("ra-trainer")
-        } else if settings.trainer_path.is_file() {
-            Some(settings.trainer_path.clone())
         } else {
-            tracing::error!(
-                trainer_path = %settings.trainer_path.display(),
-                "sandbox.trainer_path is not a file: train jobs cannot run"
-            );
-            None
+            // A path that is not a file is no trainer; `train_jobs_blocked_by` says so.
+            Some(settings.trainer_path.clone()).filter(|path| path.is_file())
         };
         let instance = instance_name(&settings.work_dir);
         let process = ProcessBackend::new(settings.process.clone(), &instance);

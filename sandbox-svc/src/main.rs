@@ -14,8 +14,7 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     // This binary is its own ra-sandbox-init: the process backend starts it under that name.
-    let mut args = std::env::args_os();
-    let argv0 = args.next();
+    let argv0 = std::env::args_os().next();
     if sandbox_svc::multicall::started_as(argv0.as_deref(), &[sandbox_svc::multicall::INIT])
         .is_some()
     {

@@ -80,9 +80,7 @@ pub trait ServiceConfig: Serialize + DeserializeOwned {
     /// Makes every relative path setting absolute against `base` (the working folder at load
     /// time), so that no later step (a Docker bind mount, a changed working folder) sees a
     /// relative one. Called by [`load_config`] before [`ServiceConfig::validate`].
-    fn resolve_paths(&mut self, base: &Path) {
-        let _ = base;
-    }
+    fn resolve_paths(&mut self, _base: &Path) {}
 }
 
 /// `path` made absolute against `base` when it is relative and not empty (empty means "not

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::server::ServiceHealth;
@@ -24,7 +24,7 @@ pub struct Peer {
 /// How long one health question may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The health of `service` at `endpoint`; `Err` says why it could not be asked.
+/// The health of `service` at `endpoint` as it answered; `Err` says why it could not be asked.
 pub async fn check_health(endpoint: &str, service: &str) -> Result<ServingStatus, String> {
     let ask = async {
         let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
@@ -39,12 +39,7 @@ pub async fn check_health(endpoint: &str, service: &str) -> Result<ServingStatus
             })
             .await
             .map_err(|s| format!("{endpoint} answered {:?}: {}", s.code(), s.message()))?;
-        Ok(match response.into_inner().status() {
-            tonic_health::pb::health_check_response::ServingStatus::Serving => {
-                ServingStatus::Serving
-            }
-            _ => ServingStatus::NotServing,
-        })
+        Ok(response.into_inner().status())
     };
     tokio::time::timeout(CHECK_TIMEOUT * 2, ask)
         .await
@@ -57,7 +52,12 @@ pub async fn peers_not_ready(peers: &[Peer]) -> Option<String> {
     for peer in peers {
         match check_health(&peer.url, peer.service).await {
             Ok(ServingStatus::Serving) => {}
-            Ok(_) => problems.push(format!("{} at {} is NOT_SERVING", peer.name, peer.url)),
+            Ok(status) => problems.push(format!(
+                "{} at {} is {}",
+                peer.name,
+                peer.url,
+                status.as_str_name()
+            )),
             Err(why) => problems.push(format!("{}: {why}", peer.name)),
         }
     }
