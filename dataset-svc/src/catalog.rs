@@ -511,10 +511,12 @@ pub fn lookup(name: &str) -> Result<&'static CatalogEntry, DatasetError> {
     if let Some(entry) = CATALOG.iter().find(|entry| entry.name == name) {
         return Ok(entry);
     }
+    // Suggestions only for names of a plausible length (the distance is quadratic).
+    let lowered: String = name.chars().take(64).collect::<String>().to_lowercase();
     let mut by_distance: Vec<(usize, &str)> = CATALOG
         .iter()
         .map(|entry| {
-            let distance = strsim::levenshtein(&name.to_lowercase(), entry.name);
+            let distance = strsim::levenshtein(&lowered, entry.name);
             (distance, entry.name)
         })
         .collect();
@@ -526,7 +528,7 @@ pub fn lookup(name: &str) -> Result<&'static CatalogEntry, DatasetError> {
         .map(|(_, name)| (*name).to_owned())
         .collect();
     Err(DatasetError::UnknownDataset {
-        name: name.to_owned(),
+        name: crate::error::shown(name),
         suggestions: if suggestions.is_empty() {
             format!(
                 "the catalog has {}",
@@ -586,6 +588,27 @@ impl CatalogEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Names come from goals and requests: any Unicode gets an answer that shows the name
+        /// (shortened) and stays short.
+        #[test]
+        fn any_name_is_answered(name in "\\PC*|.{0,8}|[a-z0-9-]{1,10}|.{300,400}") {
+            match lookup(&name) {
+                Ok(entry) => proptest::prop_assert_eq!(entry.name, name.as_str()),
+                Err(error) => {
+                    let message = error.to_string();
+                    let start: String = name.chars().take(20).collect();
+                    let quoted = format!("{start:?}");
+                    proptest::prop_assert!(
+                        message.starts_with(&format!("unknown dataset {}", quoted.trim_end_matches('"'))),
+                        "{message}"
+                    );
+                    proptest::prop_assert!(message.chars().count() < 800, "{}", message.len());
+                }
+            }
+        }
+    }
 
     #[test]
     fn names_are_unique_and_unknown_names_get_the_nearest() {

@@ -75,3 +75,14 @@ pub(crate) fn bad_option(option: &'static str, message: impl Into<String>) -> Da
         message: message.into(),
     }
 }
+
+/// A value a client sent, as an error message shows it: at most 60 characters, so that a huge
+/// name cannot swell a status message past what a gRPC trailer carries.
+pub(crate) fn shown(value: &str) -> String {
+    const SHOWN: usize = 60;
+    if value.chars().count() <= SHOWN {
+        value.to_owned()
+    } else {
+        format!("{}…", value.chars().take(SHOWN).collect::<String>())
+    }
+}

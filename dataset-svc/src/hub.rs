@@ -51,14 +51,16 @@ impl HubDataset {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         };
-        let valid = repo.split('/').count() == 2
+        let valid = name.len() <= 200
+            && repo.split('/').count() == 2
             && repo.split('/').all(part_ok)
             && config.is_none_or(part_ok);
         if !valid {
             return Err(bad_option(
                 "name",
                 format!(
-                    "{name:?} is not a Hugging Face dataset: write hf:<owner>/<name>[:<config>], e.g. hf:stanfordnlp/imdb:plain_text"
+                    "{:?} is not a Hugging Face dataset: write hf:<owner>/<name>[:<config>], e.g. hf:stanfordnlp/imdb:plain_text",
+                    crate::error::shown(name)
                 ),
             ));
         }

@@ -1,8 +1,8 @@
 //! Tabular preprocessing fitted on the train split only: a column is numeric when every present
-//! train cell parses as a number, otherwise categorical. Numeric columns: missing cells imputed
-//! with the train median, plus a 0/1 "was missing" feature when train had gaps; standardised by
-//! the train mean and standard deviation (as the manifest's normalisation, applied by the
-//! reader). Categorical columns: missing cells imputed with the train mode, one-hot over the
+//! train cell parses as a number (of magnitude at most 1e30), otherwise categorical. Numeric
+//! columns: missing cells imputed with the train median, plus a 0/1 "was missing" feature when
+//! train had gaps; standardised by the train mean and standard deviation (as the manifest's
+//! normalisation, applied by the reader). Categorical columns: missing cells imputed with the train mode, one-hot over the
 //! train categories (the most frequent `max_categories`); a category unseen in train encodes
 //! as all zeros.
 
@@ -15,8 +15,15 @@ fn is_missing(cell: &str) -> bool {
     MISSING.contains(&cell.trim())
 }
 
+/// Numbers beyond this magnitude are not numbers here: features are `f32`, and standardising
+/// (`x - mean`) must not overflow it.
+const MAX_MAGNITUDE: f64 = 1e30;
+
 fn number(cell: &str) -> Option<f64> {
-    cell.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+    cell.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && v.abs() <= MAX_MAGNITUDE)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -234,5 +241,52 @@ mod tests {
         assert_eq!(mean, [30.0, 0.0, 0.0, 0.0]);
         assert!((std[0] - 50f64.sqrt()).abs() < 1e-12);
         assert_eq!(&std[1..], &[1.0, 1.0, 1.0]);
+    }
+}
+
+/// Any cells (numbers, gaps, arbitrary Unicode categories) encode to finite features of the
+/// declared width, and the feature names name every one of them.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,10}",
+            "[0-9]{1,4}(\\.[0-9]{1,3})?",
+            Just(String::new()),
+            Just("NaN".to_owned()),
+            Just("1e999".to_owned()),
+            Just("1e300".to_owned()),
+            Just("-3.3e38".to_owned()),
+            Just(" ?".to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_cells_encode_finite_features(
+            width in 1..5usize,
+            cells in proptest::collection::vec(cell(), 1..80),
+            unseen in proptest::collection::vec(cell(), 5),
+            max_categories in 0..8usize,
+        ) {
+            let names: Vec<String> = (0..width).map(|i| format!("列{i}")).collect();
+            let train: Vec<Vec<String>> = cells.chunks_exact(width).map(<[String]>::to_vec).collect();
+            prop_assume!(!train.is_empty());
+            let encoder = TabularEncoder::fit(&names, &train, &(0..width).collect::<Vec<_>>(), max_categories);
+            let test: Vec<Vec<String>> = unseen.chunks_exact(width).map(<[String]>::to_vec).collect();
+            for rows in [&train, &test] {
+                let features = encoder.transform(rows);
+                prop_assert_eq!(features.len(), rows.len() * encoder.width());
+                prop_assert!(features.iter().all(|v| v.is_finite()), "{:?}", features);
+            }
+            prop_assert_eq!(encoder.feature_names().len(), encoder.width());
+            let (mean, std) = encoder.normalization();
+            prop_assert_eq!(mean.len(), encoder.width());
+            prop_assert!(std.iter().all(|s| s.is_finite() && *s > 0.0), "{:?}", std);
+            prop_assert!(mean.iter().all(|m| m.is_finite()));
+        }
     }
 }

@@ -108,3 +108,50 @@ mod tests {
         assert!(parse_id(EntityKind::Experiment, "id", &hyphenated).is_err());
     }
 }
+
+/// Ids arrive from every client: arbitrary Unicode gets an answer, never a panic, and only the
+/// exact form `<prefix><32 lower-case hex>` is accepted.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KINDS: [EntityKind; 5] = [
+        EntityKind::Experiment,
+        EntityKind::Candidate,
+        EntityKind::Trial,
+        EntityKind::Decision,
+        EntityKind::Evaluation,
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_answered(value in "\\PC*|.*|(exp_|cand_|trial_)[0-9a-fA-F\u{660}-\u{669}-]{0,40}") {
+            for kind in KINDS {
+                match parse_id(kind, "the_id", &value) {
+                    Ok(id) => {
+                        let hex = id.strip_prefix(kind.prefix());
+                        prop_assert!(hex.is_some_and(|hex| hex.len() == 32
+                            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))));
+                    }
+                    Err(error) => {
+                        let message = error.to_string();
+                        prop_assert!(message.contains("the_id"), "{message}");
+                        prop_assert!(message.chars().count() < 300, "{message}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn well_formed_ids_of_the_kind_only(bits in any::<u128>(), kind in 0..5usize, other in 0..5usize) {
+            let (kind, other) = (KINDS[kind], KINDS[other]);
+            let id = format!("{}{}", kind.prefix(), Uuid::from_u128(bits).simple());
+            prop_assert_eq!(parse_id(kind, "id", &id).ok(), Some(id.clone()));
+            prop_assert_eq!(parse_id(other, "id", &id).is_ok(), kind == other);
+            prop_assert!(parse_id(kind, "id", &id.to_uppercase()).is_err());
+            let spaced = format!(" {}", id);
+            prop_assert!(parse_id(kind, "id", &spaced).is_err());
+        }
+    }
+}

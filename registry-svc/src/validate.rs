@@ -230,3 +230,50 @@ mod tests {
         );
     }
 }
+
+/// Every rule over arbitrary Unicode: an answer, never a panic, and a refusal that names the
+/// field and shows at most a shortened value.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message(result: Result<()>) -> Option<String> {
+        result.err().map(|error| error.to_string())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn text_rules_answer_any_unicode(value in "\\PC*|.*", control in any::<char>()) {
+            let with_control = format!("{value}{control}");
+            for value in [value.as_str(), with_control.as_str()] {
+                for refusal in [
+                    message(name("the_field", value)),
+                    message(bounded_line("the_field", value, 16)),
+                    message(text("the_field", value, 64)),
+                    message(json_object("the_field", value)),
+                    message(word("the_field", value)),
+                    message(metric_name("the_field", value)),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    prop_assert!(refusal.contains("the_field"), "{refusal}");
+                    prop_assert!(refusal.chars().count() < 400, "{refusal}");
+                }
+                let shown = shorten(value);
+                prop_assert!(shown.chars().count() <= 61);
+                prop_assert!(value.starts_with(shown.trim_end_matches('…')));
+            }
+        }
+
+        #[test]
+        fn labels_answer_any_unicode(
+            entries in proptest::collection::hash_map("\\PC{0,70}", "\\PC{0,300}", 0..70)
+        ) {
+            if let Err(error) = labels("labels", &entries) {
+                prop_assert!(error.to_string().contains("labels"), "{error}");
+            }
+        }
+    }
+}

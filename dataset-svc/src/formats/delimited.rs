@@ -82,3 +82,50 @@ pub fn parse_delimited(
     let columns = columns.ok_or_else(|| malformed(path, "delimited text", "the file is empty"))?;
     Ok((columns, rows))
 }
+
+/// Cells are whatever a file holds: any bytes get an answer, never a panic, and any Unicode
+/// table written as CSV or TSV reads back cell for cell.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cell() -> impl Strategy<Value = String> {
+        "\\PC{0,12}|[ ,\"\t\r\n;é€𝄞\u{200b}]{0,6}|[0-9.eE+-]{1,8}"
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_answered(bytes in proptest::collection::vec(any::<u8>(), 0..2_000)) {
+            for dialect in [Dialect::CSV, Dialect::TSV] {
+                if let Ok((columns, rows)) = parse_delimited(&bytes, dialect, Path::new("t.csv")) {
+                    prop_assert!(rows.iter().all(|row| row.len() == columns.len()));
+                }
+            }
+        }
+
+        #[test]
+        fn unicode_tables_read_back(
+            width in 1..6usize,
+            cells in proptest::collection::vec(cell(), 1..60),
+        ) {
+            let header: Vec<String> = (0..width).map(|i| format!("c{i}")).collect();
+            let rows: Vec<Vec<String>> = cells
+                .chunks(width)
+                .filter(|row| row.len() == width)
+                .map(|row| row.iter().map(|c| c.trim().to_owned()).collect())
+                .filter(|row: &Vec<String>| row.iter().any(|c| !c.is_empty()))
+                .collect();
+            let mut writer = csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(Vec::new());
+            writer.write_record(&header).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for row in &rows {
+                writer.write_record(row).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            let bytes = writer.into_inner().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (columns, read) = parse_delimited(&bytes, Dialect::CSV, Path::new("t.csv"))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(columns, header);
+            prop_assert_eq!(read, rows);
+        }
+    }
+}
