@@ -72,7 +72,7 @@ pub struct QuickArgs {
     #[arg(long)]
     pub evaluator: Option<String>,
     /// dataset-svc to prepare through with --evaluator.
-    #[arg(long, default_value = "http://127.0.0.1:50054")]
+    #[arg(long, default_value = ra_client::ports::LOCAL_DATASET)]
     pub dataset_service: String,
     /// Embedded mode: where the services keep their state.
     #[arg(long, default_value = ".research-agent")]

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use ra_client::health::ServingStatus;
 use ra_serve::Shutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -262,51 +263,35 @@ impl Stack {
         address: SocketAddr,
         service: &str,
     ) -> anyhow::Result<()> {
-        use tonic_health::pb::health_check_response::ServingStatus;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = health(&url(address), service).await;
-            if status == Some(ServingStatus::Serving) {
-                return Ok(());
-            }
-            // The sandbox says at once when it can never serve: no backend at all.
-            if name == "sandbox-svc" && status == Some(ServingStatus::NotServing) {
-                let mut client =
-                    ra_proto::sandbox::v1::sandbox_service_client::SandboxServiceClient::connect(
-                        url(address),
-                    )
-                    .await?;
-                let capabilities = client
-                    .get_capabilities(ra_proto::sandbox::v1::GetCapabilitiesRequest {})
-                    .await?
-                    .into_inner();
-                let reasons: Vec<String> = capabilities
-                    .backends
-                    .iter()
-                    .filter(|b| !b.available)
-                    .map(|b| {
-                        let name = ra_proto::sandbox::v1::Backend::try_from(b.backend)
-                            .map_or("?", |b| b.as_str_name());
-                        format!("{name}: {}", b.unavailable_reason)
-                    })
-                    .collect();
-                bail!(
-                    "sandbox-svc cannot run any job, so no research can run — {}",
-                    reasons.join("; ")
-                );
-            }
-            let task = match name {
-                "planner-svc" => self.planner_task.as_ref(),
-                _ => self.tasks.iter().find(|(n, _)| *n == name).map(|(_, t)| t),
-            };
-            if task.is_some_and(JoinHandle::is_finished) {
-                bail!("{name} stopped while starting (its error is in the log)");
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("{name} did not become ready within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let endpoint = url(address);
+        let task = match name {
+            "planner-svc" => self.planner_task.as_ref(),
+            _ => self.tasks.iter().find(|(n, _)| *n == name).map(|(_, t)| t),
+        };
+        ra_client::health::wait_serving(
+            &endpoint,
+            service,
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+            |answer| {
+                let stopped = task.is_some_and(JoinHandle::is_finished);
+                let endpoint = endpoint.clone();
+                async move {
+                    if stopped {
+                        return Some(format!(
+                            "{name} stopped while starting (its error is in the log)"
+                        ));
+                    }
+                    // The sandbox says at once when it can never serve: no backend at all.
+                    if name == "sandbox-svc" && answer == Ok(ServingStatus::NotServing) {
+                        return sandbox_cannot_serve(&endpoint).await;
+                    }
+                    None
+                }
+            },
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))
     }
 
     /// Shuts every service down, the planner first (its running sessions end PAUSED and are
@@ -352,11 +337,35 @@ where
 }
 
 /// The health status of `service` at `endpoint`, `None` if it cannot be asked.
-pub async fn health(
-    endpoint: &str,
-    service: &str,
-) -> Option<tonic_health::pb::health_check_response::ServingStatus> {
-    ra_serve::check_health(endpoint, service).await.ok()
+pub async fn health(endpoint: &str, service: &str) -> Option<ServingStatus> {
+    ra_client::health::check(endpoint, service).await.ok()
+}
+
+/// Why a NOT_SERVING sandbox can never serve (every backend unavailable, with each one's
+/// reason), or `None` when it may still come up.
+async fn sandbox_cannot_serve(endpoint: &str) -> Option<String> {
+    let mut client = ra_client::sandbox("sandbox_url", endpoint).ok()?.client();
+    let capabilities = client
+        .get_capabilities(ra_proto::sandbox::v1::GetCapabilitiesRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    if capabilities.backends.iter().any(|b| b.available) {
+        return None;
+    }
+    let reasons: Vec<String> = capabilities
+        .backends
+        .iter()
+        .map(|b| {
+            let name = ra_proto::sandbox::v1::Backend::try_from(b.backend)
+                .map_or("?", |b| b.as_str_name());
+            format!("{name}: {}", b.unavailable_reason)
+        })
+        .collect();
+    Some(format!(
+        "sandbox-svc cannot run any job, so no research can run — {}",
+        reasons.join("; ")
+    ))
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

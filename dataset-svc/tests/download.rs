@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use dataset_svc::config::DataSettings;
 use dataset_svc::service::{Datasets, Origin};
 use dataset_svc::{DatasetConfig, DatasetError, PrepareOptions, Progress};
-use ra_integration_tests::shared_data_or_skip;
+use ra_test_support::shared_data_or_skip;
 
 /// What the server saw of one request.
 #[derive(Debug, Clone)]

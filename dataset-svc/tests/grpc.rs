@@ -6,10 +6,10 @@ use std::path::Path;
 
 use dataset_svc::DatasetConfig;
 use futures::StreamExt;
-use ra_integration_tests::{grpcurl, shared_data_or_skip, skip_or_fail};
 use ra_proto::dataset::v1 as pb;
 use ra_proto::dataset::v1::dataset_service_client::DatasetServiceClient;
 use ra_serve::Shutdown;
+use ra_test_support::{grpcurl, shared_data_or_skip, skip_or_fail};
 use tonic::Code;
 use tonic::transport::Channel;
 

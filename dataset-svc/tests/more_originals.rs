@@ -7,8 +7,8 @@ mod common;
 use common::{gzip, idx, message, tar_gz, write};
 use dataset_svc::catalog::lookup;
 use dataset_svc::{PrepareOptions, Samples, prepare, sources};
-use ra_integration_tests::shared_data_or_skip;
 use ra_spec::InputSpec;
+use ra_test_support::shared_data_or_skip;
 
 fn class_counts(labels: &[i64], classes: usize) -> Vec<usize> {
     (0..classes as i64)

@@ -8,9 +8,9 @@ mod common;
 
 use common::{gzip, idx, message, write};
 use dataset_svc::{PrepareOptions, prepare, sources};
-use ra_integration_tests::{shared_data_or_skip, skip_or_fail};
 use ra_prepared::{PreparedDataset, Verify};
 use ra_spec::InputSpec;
+use ra_test_support::{shared_data_or_skip, skip_or_fail};
 
 fn split_sizes(dataset: &PreparedDataset) -> Vec<(String, u64)> {
     dataset

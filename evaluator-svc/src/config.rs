@@ -5,29 +5,9 @@ use ra_serve::{ServerSettings, ServiceConfig};
 use serde::{Deserialize, Serialize};
 
 /// The conventional evaluator-svc port.
-pub const DEFAULT_PORT: u16 = 50052;
+pub const DEFAULT_PORT: u16 = ra_client::ports::EVALUATOR;
 
-/// Bounded retries with exponential backoff for calls to the peers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetrySettings {
-    /// Tries per call before answering UNAVAILABLE (at least 1).
-    pub attempts: u32,
-    /// Wait before the second try, milliseconds; doubles per try.
-    pub initial_backoff_ms: u64,
-    /// The longest wait between tries, milliseconds.
-    pub max_backoff_ms: u64,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            initial_backoff_ms: 200,
-            max_backoff_ms: 3_000,
-        }
-    }
-}
+pub use ra_client::RetrySettings;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -50,9 +30,9 @@ pub struct EvaluatorSettings {
 impl Default for EvaluatorSettings {
     fn default() -> Self {
         Self {
-            registry_url: "http://127.0.0.1:50055".into(),
-            sandbox_url: "http://127.0.0.1:50053".into(),
-            dataset_url: "http://127.0.0.1:50054".into(),
+            registry_url: ra_client::ports::LOCAL_REGISTRY.into(),
+            sandbox_url: ra_client::ports::LOCAL_SANDBOX.into(),
+            dataset_url: ra_client::ports::LOCAL_DATASET.into(),
             max_parallel_seeds: 8,
             max_seeds: 100,
             backend: String::new(),
@@ -89,11 +69,8 @@ impl ServiceConfig for EvaluatorConfig {
             ("sandbox_url", &settings.sandbox_url),
             ("dataset_url", &settings.dataset_url),
         ] {
-            if tonic::transport::Endpoint::from_shared(url.clone()).is_err() || url.is_empty() {
-                return Err(format!(
-                    "evaluator.{name} = {url:?} is not a URL such as http://127.0.0.1:50055"
-                ));
-            }
+            ra_client::validate_url(&format!("evaluator.{name}"), url)
+                .map_err(|e| e.to_string())?;
         }
         if settings.max_parallel_seeds == 0 {
             return Err("evaluator.max_parallel_seeds must be at least 1".into());
@@ -110,15 +87,7 @@ impl ServiceConfig for EvaluatorConfig {
                 settings.backend
             ));
         }
-        if settings.retry.attempts == 0 || settings.retry.attempts > 100 {
-            return Err(format!(
-                "evaluator.retry.attempts = {} must be in 1..=100",
-                settings.retry.attempts
-            ));
-        }
-        if settings.retry.initial_backoff_ms > settings.retry.max_backoff_ms {
-            return Err("evaluator.retry.initial_backoff_ms must not exceed max_backoff_ms".into());
-        }
+        settings.retry.validate("evaluator.retry")?;
         Ok(())
     }
 }

@@ -14,37 +14,7 @@ use ra_proto::common::v1::GoalDecision;
 
 use crate::stats::{self, Interval, Summary};
 
-/// Whether larger or smaller values of the metric are better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Maximize,
-    Minimize,
-}
-
-impl Direction {
-    /// Whether `value` is strictly better than `reference`.
-    pub fn better(self, value: f64, reference: f64) -> bool {
-        match self {
-            Self::Maximize => value > reference,
-            Self::Minimize => value < reference,
-        }
-    }
-
-    pub fn comparison(self) -> &'static str {
-        match self {
-            Self::Maximize => ">",
-            Self::Minimize => "<",
-        }
-    }
-}
-
-/// What the mean must beat.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Goal {
-    pub metric: String,
-    pub threshold: f64,
-    pub direction: Direction,
-}
+pub use ra_client::goal::{Direction, Goal};
 
 /// The decision with everything that explains it.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,9 +25,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::error::EvaluatorError;
+
 use crate::config::EvaluatorSettings;
 use crate::decision;
-use crate::ledger::{Ledger, new_id};
+use crate::ledger::Ledger;
 use crate::peers::Peers;
 use crate::plan::{DatasetChoice, FailurePolicy, Plan};
 use crate::pruning::CurveBook;
@@ -69,9 +71,9 @@ impl Drop for ActiveGuard {
 
 impl Evaluator {
     pub fn new(settings: EvaluatorSettings) -> Result<Self, String> {
-        let peers = Peers::connect_lazy(&settings)?;
+        let peers = Peers::connect_lazy(&settings).map_err(|e| e.to_string())?;
         Ok(Self {
-            ledger: Ledger::new(peers.clone()),
+            ledger: Ledger::new(peers.registry.clone()),
             peers,
             settings: Arc::new(settings),
             curves: Arc::new(CurveBook::default()),
@@ -93,7 +95,7 @@ impl Evaluator {
         plan: Plan,
         events: EventSink,
         cancelled: CancellationToken,
-    ) -> Result<pb::EvaluationResult, Status> {
+    ) -> Result<pb::EvaluationResult, EvaluatorError> {
         let prepared_dataset_id = self.prepared_dataset(&plan.dataset).await?;
         let recorded = match plan.candidate_id.as_str() {
             "" => None,
@@ -123,7 +125,7 @@ impl Evaluator {
             }
         };
         let _guard = self.claim(&candidate.id)?;
-        let evaluation_id = new_id("eval_");
+        let evaluation_id = ra_client::ids::EntityKind::Evaluation.new_id();
         let context = Arc::new(SeedContext {
             peers: self.peers.clone(),
             ledger: self.ledger.clone(),
@@ -160,8 +162,8 @@ impl Evaluator {
                 results.insert(seed_result.seed, seed_result);
             }
             if context.cancelled.is_cancelled() {
-                return Err(Status::cancelled(
-                    "the evaluation was cancelled: its caller went away",
+                return Err(EvaluatorError::Cancelled(
+                    "the evaluation was cancelled: its caller went away".into(),
                 ));
             }
             let values = report::succeeded_values(results.values(), &plan.goal.metric);
@@ -189,21 +191,20 @@ impl Evaluator {
             .create_evaluation(report::record(&result))
             .await?;
         match failure {
-            Some(message) => Err(Status::aborted(message)),
+            Some(message) => Err(EvaluatorError::Aborted(message)),
             None => Ok(result),
         }
     }
 
-    fn claim(&self, candidate_id: &str) -> Result<ActiveGuard, Status> {
+    fn claim(&self, candidate_id: &str) -> Result<ActiveGuard, EvaluatorError> {
         let mut active = self
             .active
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !active.insert(candidate_id.to_owned()) {
-            return Err(Status::failed_precondition(format!(
-                "candidate {candidate_id} is already being evaluated by this evaluator; wait for \
-                 that evaluation to finish"
-            )));
+            return Err(EvaluatorError::AlreadyBeingEvaluated {
+                candidate_id: candidate_id.to_owned(),
+            });
         }
         Ok(ActiveGuard {
             active: Arc::clone(&self.active),
@@ -212,7 +213,7 @@ impl Evaluator {
     }
 
     /// The prepared dataset id: given, or prepared now through dataset-svc.
-    async fn prepared_dataset(&self, choice: &DatasetChoice) -> Result<String, Status> {
+    async fn prepared_dataset(&self, choice: &DatasetChoice) -> Result<String, EvaluatorError> {
         let (name, options) = match choice {
             DatasetChoice::Prepared(id) => return Ok(id.clone()),
             DatasetChoice::Prepare { name, options } => (name, options.as_ref()),
@@ -223,9 +224,8 @@ impl Evaluator {
         };
         let peers = &self.peers;
         peers
-            .retry
-            .run(&peers.dataset_name, || {
-                let mut client = peers.dataset.clone();
+            .dataset
+            .run(|mut client| {
                 let request = request.clone();
                 async move {
                     let mut stream = client.prepare_dataset(request).await?.into_inner();
@@ -242,6 +242,7 @@ impl Evaluator {
                 }
             })
             .await
+            .map_err(EvaluatorError::from)
     }
 
     /// The sandbox's static checks (shapes against the dataset, budgets, limits).
@@ -251,7 +252,7 @@ impl Evaluator {
         train: &common::TrainSpec,
         prepared_dataset_id: &str,
         plan: &Plan,
-    ) -> Result<(), Status> {
+    ) -> Result<(), EvaluatorError> {
         let request = sb::ValidateJobRequest {
             job: Some(sb::JobSpec {
                 kind: Some(sb::job_spec::Kind::Train(sb::TrainJob {
@@ -269,9 +270,8 @@ impl Evaluator {
         };
         let peers = &self.peers;
         let report = peers
-            .retry
-            .run(&peers.sandbox_name, || {
-                let mut client = peers.sandbox.clone();
+            .sandbox
+            .run(|mut client| {
                 let request = request.clone();
                 async move { client.validate_job(request).await }
             })
@@ -288,7 +288,7 @@ impl Evaluator {
                 layer => format!("layer {layer}: {}", v.message),
             })
             .collect();
-        Err(Status::invalid_argument(format!(
+        Err(EvaluatorError::invalid(format!(
             "the candidate does not pass the sandbox's checks: {}",
             problems.join("; ")
         )))
@@ -302,7 +302,7 @@ impl Evaluator {
         &self,
         context: &SeedContext,
         plan: &Plan,
-    ) -> Result<EarlierTrials, Status> {
+    ) -> Result<EarlierTrials, EvaluatorError> {
         let wanted: HashSet<u64> = plan
             .seeds
             .first
@@ -340,7 +340,7 @@ impl Evaluator {
     }
 
     /// Fills the curve book with the experiment's recorded curves, once per process.
-    async fn load_curves(&self, context: &SeedContext) -> Result<(), Status> {
+    async fn load_curves(&self, context: &SeedContext) -> Result<(), EvaluatorError> {
         let metric = &context.goal.metric;
         if self.curves.knows(&context.experiment_id, metric) {
             return Ok(());
@@ -372,7 +372,7 @@ impl Evaluator {
         seeds: &[u64],
         earlier: &mut EarlierTrials,
         policy: FailurePolicy,
-    ) -> Result<Vec<pb::SeedResult>, Status> {
+    ) -> Result<Vec<pb::SeedResult>, EvaluatorError> {
         let mut results = Vec::with_capacity(seeds.len());
         let slots = Arc::new(Semaphore::new(self.settings.max_parallel_seeds as usize));
         let mut running = FuturesUnordered::new();
@@ -397,8 +397,9 @@ impl Evaluator {
         }
         let mut first_error = None;
         while let Some(joined) = running.next().await {
-            let outcome =
-                joined.map_err(|error| Status::internal(format!("a seed task failed: {error}")))?;
+            let outcome = joined.map_err(|error| {
+                EvaluatorError::Internal(format!("a seed task failed: {error}"))
+            })?;
             match outcome {
                 Ok(Some(result)) => {
                     if policy == FailurePolicy::FailFast
@@ -428,15 +429,15 @@ impl Evaluator {
 fn specs(
     plan: &Plan,
     recorded: Option<&reg::Candidate>,
-) -> Result<(common::ModelSpec, common::TrainSpec), Status> {
+) -> Result<(common::ModelSpec, common::TrainSpec), EvaluatorError> {
     let Some(candidate) = recorded else {
         return match (&plan.model, &plan.train) {
             (Some(model), Some(train)) => Ok((model.clone(), *train)),
-            _ => Err(Status::invalid_argument("model and train are required")),
+            _ => Err(EvaluatorError::invalid("model and train are required")),
         };
     };
     if !plan.experiment_id.is_empty() && plan.experiment_id != candidate.experiment_id {
-        return Err(Status::invalid_argument(format!(
+        return Err(EvaluatorError::invalid(format!(
             "candidate {} belongs to experiment {}, not {}",
             candidate.id, candidate.experiment_id, plan.experiment_id
         )));
@@ -444,14 +445,14 @@ fn specs(
     let model = candidate.model.clone().unwrap_or_default();
     let train = candidate.train.unwrap_or_default();
     if plan.model.as_ref().is_some_and(|m| *m != model) {
-        return Err(Status::invalid_argument(format!(
+        return Err(EvaluatorError::invalid(format!(
             "model differs from the ModelSpec recorded for candidate {}: leave model empty to \
              use the recorded one, or evaluate a new candidate",
             candidate.id
         )));
     }
     if plan.train.as_ref().is_some_and(|t| *t != train) {
-        return Err(Status::invalid_argument(format!(
+        return Err(EvaluatorError::invalid(format!(
             "train differs from the TrainSpec recorded for candidate {}",
             candidate.id
         )));

@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::error::EvaluatorError;
 use crate::evaluation::Evaluator;
 use crate::{plan, queries};
 
@@ -67,9 +68,11 @@ impl EvaluatorService for EvaluatorGrpc {
                     }
                 });
                 let outcome = evaluator.evaluate(plan, sender.clone(), cancelled).await;
-                let last = outcome.map(|result| pb::EvaluateEvent {
-                    event: Some(pb::evaluate_event::Event::Result(result)),
-                });
+                let last = outcome
+                    .map(|result| pb::EvaluateEvent {
+                        event: Some(pb::evaluate_event::Event::Result(result)),
+                    })
+                    .map_err(EvaluatorError::into_status);
                 if let Err(status) = &last {
                     tracing::warn!(code = ?status.code(), error = %status.message(), "evaluation ended with an error");
                 }
@@ -88,6 +91,7 @@ impl EvaluatorService for EvaluatorGrpc {
         queries::compare(&self.evaluator.ledger, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(EvaluatorError::into_status)
     }
 
     async fn get_evaluation(
@@ -97,6 +101,7 @@ impl EvaluatorService for EvaluatorGrpc {
         queries::get_evaluation(&self.evaluator.ledger, &request.into_inner().evaluation_id)
             .await
             .map(Response::new)
+            .map_err(EvaluatorError::into_status)
     }
 
     async fn assess_experiment(
@@ -106,5 +111,6 @@ impl EvaluatorService for EvaluatorGrpc {
         queries::assess(&self.evaluator.ledger, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(EvaluatorError::into_status)
     }
 }

@@ -9,10 +9,12 @@
 //! - [`pruning`]: early stopping against the experiment's other candidates.
 //! - [`report`], [`queries`]: results and records; GetEvaluation, Compare, AssessExperiment.
 //! - [`ledger`], [`peers`]: registry records; the peers' clients and the retry rule.
-//! - [`grpc`], [`config`]: the tonic adapter and the configuration.
+//! - [`grpc`], [`error`], [`config`]: the tonic adapter, the error model and its one map to
+//!   statuses, and the configuration.
 
 pub mod config;
 pub mod decision;
+pub mod error;
 pub mod evaluation;
 pub mod grpc;
 pub mod ledger;

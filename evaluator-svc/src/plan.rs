@@ -2,21 +2,13 @@
 //! rounds, the goal, the confidence, the failure policy and the early-stopping rule. Every
 //! refusal names the field, the value and what would be accepted.
 
+use crate::error::EvaluatorError;
 use ra_proto::common::v1 as common;
 use ra_proto::evaluator::v1::{self as pb, evaluate_request};
-use tonic::Status;
 
-use crate::decision::{Direction, Goal};
+use crate::decision::Goal;
 
-/// Metrics `ra-trainer` reports in its final record, with their direction.
-pub const KNOWN_METRICS: &[(&str, Direction)] = &[
-    ("val_accuracy", Direction::Maximize),
-    ("val_loss", Direction::Minimize),
-    ("val_macro_f1", Direction::Maximize),
-    ("test_accuracy", Direction::Maximize),
-    ("test_loss", Direction::Minimize),
-    ("test_macro_f1", Direction::Maximize),
-];
+pub use ra_client::goal::KNOWN_METRICS;
 
 /// Confidence when the request leaves it at 0.
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
@@ -99,12 +91,12 @@ pub struct Plan {
     pub pruning: Option<PruningRule>,
 }
 
-fn invalid(message: impl Into<String>) -> Status {
-    Status::invalid_argument(message.into())
+fn invalid(message: impl Into<String>) -> EvaluatorError {
+    EvaluatorError::invalid(message)
 }
 
 /// Checks `request`; `max_seeds` is the configured cap on seeds per evaluation.
-pub fn plan(request: pb::EvaluateRequest, max_seeds: u32) -> Result<Plan, Status> {
+pub fn plan(request: pb::EvaluateRequest, max_seeds: u32) -> Result<Plan, EvaluatorError> {
     if request.candidate_id.is_empty() && (request.model.is_none() || request.train.is_none()) {
         return Err(invalid(
             "model and train are required unless candidate_id names a recorded candidate \
@@ -174,7 +166,7 @@ pub fn plan(request: pb::EvaluateRequest, max_seeds: u32) -> Result<Plan, Status
 }
 
 /// A confidence level from a request: 0 means `fallback`; otherwise it must lie in (0.5, 1).
-pub fn confidence(field: &str, value: f64, fallback: f64) -> Result<f64, Status> {
+pub fn confidence(field: &str, value: f64, fallback: f64) -> Result<f64, EvaluatorError> {
     if value == 0.0 {
         Ok(fallback)
     } else if value > 0.5 && value < 1.0 {
@@ -189,7 +181,7 @@ pub fn confidence(field: &str, value: f64, fallback: f64) -> Result<f64, Status>
 fn seed_rounds(
     seeds: Option<evaluate_request::Seeds>,
     max_seeds: u32,
-) -> Result<SeedRounds, Status> {
+) -> Result<SeedRounds, EvaluatorError> {
     let too_many = |count: usize| {
         invalid(format!(
             "{count} seeds requested; this evaluator allows at most {max_seeds} per evaluation \
@@ -267,70 +259,13 @@ fn seed_rounds(
     Ok(rounds)
 }
 
-/// The target checked: a metric ra-trainer reports, a finite threshold, the natural direction.
-pub fn goal(target: Option<common::Target>) -> Result<Goal, Status> {
-    let known = || {
-        KNOWN_METRICS
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let target = target.ok_or_else(|| {
-        invalid(format!(
-            "target is missing: give a metric ({}) and a threshold",
-            known()
-        ))
-    })?;
-    let Some((_, natural)) = KNOWN_METRICS
-        .iter()
-        .find(|(name, _)| *name == target.metric)
-    else {
-        return Err(invalid(format!(
-            "target.metric {:?} is not a metric ra-trainer reports; use one of: {}",
-            target.metric.chars().take(64).collect::<String>(),
-            known()
-        )));
-    };
-    if !target.threshold.is_finite() {
-        return Err(invalid(format!(
-            "target.threshold is {}; give a finite number",
-            target.threshold
-        )));
-    }
-    let direction = match common::Direction::try_from(target.direction) {
-        Ok(common::Direction::Unspecified) => *natural,
-        Ok(common::Direction::Maximize) => Direction::Maximize,
-        Ok(common::Direction::Minimize) => Direction::Minimize,
-        Err(_) => {
-            return Err(invalid(format!(
-                "target.direction = {} is not a known Direction",
-                target.direction
-            )));
-        }
-    };
-    if direction != *natural {
-        let name = |d: Direction| match d {
-            Direction::Maximize => "MAXIMIZE",
-            Direction::Minimize => "MINIMIZE",
-        };
-        return Err(invalid(format!(
-            "target.direction = {} contradicts {}, whose natural direction is {}: leave \
-             direction unspecified or set it to {}",
-            name(direction),
-            target.metric,
-            name(*natural),
-            name(*natural)
-        )));
-    }
-    Ok(Goal {
-        metric: target.metric,
-        threshold: target.threshold,
-        direction,
-    })
+/// The target checked: a metric ra-trainer reports, a finite threshold, the natural direction
+/// (ra-client's rule, which the planner applies too).
+pub fn goal(target: Option<common::Target>) -> Result<Goal, EvaluatorError> {
+    ra_client::goal::check(target.as_ref()).map_err(|e| invalid(e.to_string()))
 }
 
-fn pruning_rule(rule: &pb::EarlyStopping) -> Result<PruningRule, Status> {
+fn pruning_rule(rule: &pb::EarlyStopping) -> Result<PruningRule, EvaluatorError> {
     let percentile = if rule.percentile == 0.0 {
         50.0
     } else {
@@ -381,7 +316,7 @@ mod tests {
         assert_eq!(plan.seeds.first, vec![10, 11, 12]);
         assert_eq!(plan.seeds.looks(), 1);
         assert_eq!(plan.confidence, 0.95);
-        assert_eq!(plan.goal.direction, Direction::Maximize);
+        assert_eq!(plan.goal.direction, crate::decision::Direction::Maximize);
     }
 
     #[test]
@@ -442,7 +377,7 @@ mod tests {
         for (change, expected) in cases {
             let mut bad = request();
             change(&mut bad);
-            let status = plan(bad, 100).expect_err(expected);
+            let status = plan(bad, 100).expect_err(expected).into_status();
             assert_eq!(status.code(), tonic::Code::InvalidArgument);
             assert!(
                 status.message().contains(expected),

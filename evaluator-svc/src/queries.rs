@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::error::EvaluatorError;
 use ra_proto::common::v1 as common;
 use ra_proto::evaluator::v1 as pb;
 use ra_proto::registry::v1 as reg;
-use tonic::Status;
 
 use crate::decision::{Direction, show, show_p};
 use crate::ledger::Ledger;
@@ -25,9 +25,12 @@ fn direction_of(target: Option<&common::Target>) -> Direction {
 }
 
 /// An evaluation and its trials.
-pub async fn get_evaluation(ledger: &Ledger, id: &str) -> Result<pb::EvaluationResult, Status> {
+pub async fn get_evaluation(
+    ledger: &Ledger,
+    id: &str,
+) -> Result<pb::EvaluationResult, EvaluatorError> {
     if id.is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(EvaluatorError::invalid(
             "evaluation_id is empty: give an eval_… id",
         ));
     }
@@ -43,15 +46,15 @@ pub async fn get_evaluation(ledger: &Ledger, id: &str) -> Result<pb::EvaluationR
 pub async fn compare(
     ledger: &Ledger,
     request: pb::CompareRequest,
-) -> Result<pb::Comparison, Status> {
+) -> Result<pb::Comparison, EvaluatorError> {
     let confidence = confidence_or_default("confidence", request.confidence, DEFAULT_CONFIDENCE)?;
     if request.evaluation_a.is_empty() || request.evaluation_b.is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(EvaluatorError::invalid(
             "evaluation_a and evaluation_b are both required (eval_… ids)",
         ));
     }
     if request.evaluation_a == request.evaluation_b {
-        return Err(Status::invalid_argument(
+        return Err(EvaluatorError::invalid(
             "evaluation_a and evaluation_b are the same evaluation: compare two different ones",
         ));
     }
@@ -68,7 +71,7 @@ pub async fn compare(
         .map(|t| t.metric.clone())
         .unwrap_or_default();
     if metric != metric_b {
-        return Err(Status::invalid_argument(format!(
+        return Err(EvaluatorError::invalid(format!(
             "the evaluations test different metrics ({metric} and {metric_b}); compare evaluations of the same metric"
         )));
     }
@@ -79,7 +82,7 @@ pub async fn compare(
     );
     let (summary_a, summary_b) = (Summary::of(&values_a), Summary::of(&values_b));
     let test = stats::welch(&summary_a, &summary_b, confidence).map_err(|error| match error {
-        CompareError::TooFew { group, n } => Status::failed_precondition(format!(
+        CompareError::TooFew { group, n } => EvaluatorError::NotEnoughData(format!(
             "evaluation {} has {n} finished seed(s); Welch's t-test needs at least 2 in each",
             if group == "a" {
                 &a.evaluation_id
@@ -144,9 +147,9 @@ pub async fn compare(
 pub async fn assess(
     ledger: &Ledger,
     request: pb::AssessExperimentRequest,
-) -> Result<pb::ExperimentAssessment, Status> {
+) -> Result<pb::ExperimentAssessment, EvaluatorError> {
     if request.experiment_id.is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(EvaluatorError::invalid(
             "experiment_id is empty: give an exp_… id",
         ));
     }

@@ -18,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, Streaming};
 
 use crate::decision::Goal;
+use crate::error::EvaluatorError;
 use crate::ledger::Ledger;
-use crate::peers::{Peers, is_transient};
+use crate::peers::Peers;
 use crate::plan::PruningRule;
 use crate::pruning::CurveBook;
+use ra_client::retry::is_transient;
 
 /// Where evaluation events go (the caller's stream).
 pub type EventSink = mpsc::Sender<Result<pb::EvaluateEvent, Status>>;
@@ -111,20 +113,20 @@ impl SeedContext {
         &self,
         job_id: &str,
         spec: &sb::JobSpec,
-    ) -> Result<Streaming<sb::JobEvent>, Status> {
+    ) -> Result<Streaming<sb::JobEvent>, EvaluatorError> {
         let request = sb::RunJobRequest {
             job: Some(spec.clone()),
             job_id: job_id.to_owned(),
         };
         self.peers
-            .retry
-            .run(&self.peers.sandbox_name, || {
-                let mut client = self.peers.sandbox.clone();
+            .sandbox
+            .run(|mut client| {
                 let request = request.clone();
                 async move { client.run_job(request).await }
             })
             .await
             .map(tonic::Response::into_inner)
+            .map_err(EvaluatorError::from)
     }
 
     /// Follows a job again after its stream broke: WatchJob, or RunJob anew if the sandbox no
@@ -133,12 +135,11 @@ impl SeedContext {
         &self,
         job_id: &str,
         spec: &sb::JobSpec,
-    ) -> Result<Streaming<sb::JobEvent>, Status> {
+    ) -> Result<Streaming<sb::JobEvent>, EvaluatorError> {
         let watched = self
             .peers
-            .retry
-            .run(&self.peers.sandbox_name, || {
-                let mut client = self.peers.sandbox.clone();
+            .sandbox
+            .run(|mut client| {
                 let job_id = job_id.to_owned();
                 async move { client.watch_job(sb::WatchJobRequest { job_id }).await }
             })
@@ -146,12 +147,12 @@ impl SeedContext {
         match watched {
             Ok(stream) => Ok(stream.into_inner()),
             Err(status) if status.code() == Code::NotFound => self.start_job(job_id, spec).await,
-            Err(status) => Err(status),
+            Err(status) => Err(status.into()),
         }
     }
 
     fn cancel_job(&self, job_id: &str, reason: &str) {
-        let mut client = self.peers.sandbox.clone();
+        let mut client = self.peers.sandbox.client();
         let request = sb::CancelJobRequest {
             job_id: job_id.to_owned(),
             reason: reason.to_owned(),
@@ -171,14 +172,14 @@ impl SeedContext {
         &self,
         seed: u64,
         adopted: Option<String>,
-    ) -> Result<pb::SeedResult, Status> {
+    ) -> Result<pb::SeedResult, EvaluatorError> {
         let (trial_id, job_id) = match adopted {
             None => {
                 let trial = self.ledger.create_trial(&self.candidate_id, seed).await?;
                 (trial.id.clone(), trial.id)
             }
             Some(trial_id) => {
-                let fresh = crate::ledger::new_id("");
+                let fresh = uuid::Uuid::now_v7().simple().to_string();
                 let job_id = format!("{trial_id}-{}", &fresh[fresh.len() - 12..]);
                 self.ledger
                     .update_trial(reg::UpdateTrialRequest {
@@ -254,9 +255,9 @@ impl SeedContext {
                             || "the stream kept ending before the job finished".to_owned(),
                             |status| status.message().to_owned(),
                         );
-                        return Err(Status::unavailable(format!(
+                        return Err(EvaluatorError::PeerLost(format!(
                             "{}: lost job {job_id} {reattached} times; last: {why}",
-                            self.peers.sandbox_name
+                            self.peers.sandbox.name()
                         )));
                     }
                     reattached += 1;
@@ -283,7 +284,7 @@ impl SeedContext {
         seed: u64,
         trial_id: &str,
         epoch: sb::EpochMetrics,
-    ) -> Result<(), Status> {
+    ) -> Result<(), EvaluatorError> {
         let finite: HashMap<String, f64> = epoch
             .metrics
             .into_iter()
@@ -345,7 +346,7 @@ impl SeedContext {
         trial_id: &str,
         result: Option<sb::JobResult>,
         stop: Option<Stop>,
-    ) -> Result<pb::SeedResult, Status> {
+    ) -> Result<pb::SeedResult, EvaluatorError> {
         let result = result.unwrap_or_default();
         let exit_reason = common::ExitReason::try_from(result.exit_reason).unwrap_or_default();
         let metric = &self.goal.metric;

@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use evaluator_svc::config::RetrySettings;
+use ra_client::RetrySettings;
 use ra_serve::{ServerSettings, ServiceConfig};
 use serde::{Deserialize, Serialize};
 
 /// The conventional planner-svc port.
-pub const DEFAULT_PORT: u16 = 50051;
+pub const DEFAULT_PORT: u16 = ra_client::ports::PLANNER;
 
 /// An OpenAI-compatible chat-completions endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,10 +100,10 @@ pub struct PlannerSettings {
 impl Default for PlannerSettings {
     fn default() -> Self {
         Self {
-            registry_url: "http://127.0.0.1:50055".into(),
-            evaluator_url: "http://127.0.0.1:50052".into(),
-            dataset_url: "http://127.0.0.1:50054".into(),
-            sandbox_url: "http://127.0.0.1:50053".into(),
+            registry_url: ra_client::ports::LOCAL_REGISTRY.into(),
+            evaluator_url: ra_client::ports::LOCAL_EVALUATOR.into(),
+            dataset_url: ra_client::ports::LOCAL_DATASET.into(),
+            sandbox_url: ra_client::ports::LOCAL_SANDBOX.into(),
             reports_dir: PathBuf::from(".research-agent/reports"),
             offline: false,
             defaults: SessionDefaults::default(),
@@ -140,11 +140,7 @@ impl PlannerSettings {
             ("dataset_url", &self.dataset_url),
             ("sandbox_url", &self.sandbox_url),
         ] {
-            if url.is_empty() || tonic::transport::Endpoint::from_shared(url.clone()).is_err() {
-                return Err(format!(
-                    "planner.{name} = {url:?} is not a URL such as http://127.0.0.1:50055"
-                ));
-            }
+            ra_client::validate_url(&format!("planner.{name}"), url).map_err(|e| e.to_string())?;
         }
         let d = &self.defaults;
         if !STRATEGIES.contains(&d.strategy.as_str()) {
@@ -182,11 +178,7 @@ impl PlannerSettings {
         if self.llm.timeout_seconds == 0 {
             return Err("planner.llm.timeout_seconds must be at least 1".into());
         }
-        if self.retry.attempts == 0 || self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
-            return Err(
-                "planner.retry: attempts ≥ 1 and initial_backoff_ms ≤ max_backoff_ms".into(),
-            );
-        }
+        self.retry.validate("planner.retry")?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use ra_proto::planner::v1::planner_service_server::{PlannerService, PlannerServi
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::error::PlannerError;
 use crate::planner::Planner;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ResearchEvent, Status>> + Send + 'static>>;
@@ -45,6 +46,7 @@ impl PlannerService for PlannerGrpc {
             .parse_goal(&request.into_inner().text)
             .await
             .map(Response::new)
+            .map_err(PlannerError::into_status)
     }
 
     async fn start_research(
@@ -55,6 +57,7 @@ impl PlannerService for PlannerGrpc {
             .start(request.into_inner())
             .await
             .map(Response::new)
+            .map_err(PlannerError::into_status)
     }
 
     type WatchResearchStream = EventStream;
@@ -93,6 +96,7 @@ impl PlannerService for PlannerGrpc {
             .get(&request.into_inner().research_id)
             .await
             .map(Response::new)
+            .map_err(PlannerError::into_status)
     }
 
     async fn stop_research(
@@ -104,6 +108,7 @@ impl PlannerService for PlannerGrpc {
             .stop(&request.research_id, &request.reason)
             .await
             .map(Response::new)
+            .map_err(PlannerError::into_status)
     }
 
     async fn resume_research(
@@ -114,6 +119,7 @@ impl PlannerService for PlannerGrpc {
             .resume(&request.into_inner().research_id)
             .await
             .map(Response::new)
+            .map_err(PlannerError::into_status)
     }
 
     async fn propose_candidates(
@@ -124,5 +130,6 @@ impl PlannerService for PlannerGrpc {
             .propose(request.into_inner())
             .await
             .map(Response::new)
+            .map_err(PlannerError::into_status)
     }
 }

@@ -14,6 +14,7 @@
 //!   [`grpc`], [`config`]: the tonic adapter and the configuration.
 
 pub mod config;
+pub mod error;
 pub mod goal;
 pub mod grpc;
 pub mod llm;
@@ -25,6 +26,7 @@ pub mod records;
 pub mod report;
 pub mod research;
 pub mod session;
+pub mod session_config;
 pub mod space;
 pub mod strategy;
 

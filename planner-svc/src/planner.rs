@@ -7,20 +7,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use evaluator_svc::decision::Direction;
-use evaluator_svc::ledger::new_id;
+use crate::error::PlannerError;
+use ra_client::goal::Direction;
 use ra_proto::common::v1 as common;
 use ra_proto::dataset::v1 as ds;
 use ra_proto::planner::v1 as pb;
 use ra_proto::registry::v1 as reg;
 use ra_spec::{InputSpec, ModelSpec, TrainSpec};
 use tokio::task::JoinSet;
-use tonic::Status;
 
 use crate::config::{LlmConfig, PlannerSettings};
 use crate::peers::Clients;
-use crate::research::{self, Research, SessionConfig};
+use crate::research::{self, Research};
 use crate::session::SessionHandle;
+use crate::session_config::SessionConfig;
 use crate::strategy::{Context, Evolution, HistoryEntry, RandomSearch, Strategy};
 
 /// Most seeds a candidate may grow to.
@@ -38,14 +38,14 @@ struct Inner {
     tasks: tokio::sync::Mutex<JoinSet<()>>,
 }
 
-fn invalid(message: impl Into<String>) -> Status {
-    Status::invalid_argument(message.into())
+fn invalid(message: impl Into<String>) -> PlannerError {
+    PlannerError::Invalid(message.into())
 }
 
 impl Planner {
     pub fn new(settings: PlannerSettings) -> Result<Self, String> {
         settings.validate()?;
-        let clients = Clients::connect_lazy(&settings)?;
+        let clients = Clients::connect_lazy(&settings).map_err(|e| e.to_string())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -68,17 +68,14 @@ impl Planner {
     }
 
     /// The dataset catalog's names, from dataset-svc.
-    async fn catalog(&self) -> Result<Vec<String>, Status> {
-        let peers = &self.inner.clients.peers;
+    async fn catalog(&self) -> Result<Vec<String>, PlannerError> {
+        let peers = &self.inner.clients;
         let response = peers
-            .retry
-            .run(&peers.dataset_name, || {
-                let mut client = peers.dataset.clone();
-                async move {
-                    client
-                        .list_datasets(ds::ListDatasetsRequest::default())
-                        .await
-                }
+            .dataset
+            .run(|mut client| async move {
+                client
+                    .list_datasets(ds::ListDatasetsRequest::default())
+                    .await
             })
             .await?;
         Ok(response
@@ -90,7 +87,7 @@ impl Planner {
     }
 
     /// ParseGoal: the text parsed against the catalog, with the configured defaults filled in.
-    pub async fn parse_goal(&self, text: &str) -> Result<common::ResearchGoal, Status> {
+    pub async fn parse_goal(&self, text: &str) -> Result<common::ResearchGoal, PlannerError> {
         self.resolve_goal(text, None).await
     }
 
@@ -98,7 +95,7 @@ impl Planner {
         &self,
         text: &str,
         overrides: Option<&common::ResearchGoal>,
-    ) -> Result<common::ResearchGoal, Status> {
+    ) -> Result<common::ResearchGoal, PlannerError> {
         let catalog = self.catalog().await?;
         let names: Vec<&str> = catalog.iter().map(String::as_str).collect();
         let from_flags = overrides.is_some_and(|o| {
@@ -115,7 +112,7 @@ impl Planner {
             apply_overrides(&mut goal, overrides);
         }
         if !catalog.contains(&goal.dataset) {
-            return Err(Status::not_found(format!(
+            return Err(PlannerError::NotFound(format!(
                 "dataset {:?} is not in the catalog; known datasets: {}",
                 goal.dataset,
                 catalog.join(", ")
@@ -126,7 +123,10 @@ impl Planner {
         Ok(goal)
     }
 
-    fn session_config(&self, request: &pb::StartResearchRequest) -> Result<SessionConfig, Status> {
+    fn session_config(
+        &self,
+        request: &pb::StartResearchRequest,
+    ) -> Result<SessionConfig, PlannerError> {
         let defaults = &self.inner.settings.defaults;
         let strategy = strategy_of(request.strategy, &defaults.strategy)?.to_owned();
         let llm = llm_config(&self.inner.settings.llm, request.llm.as_ref())?;
@@ -157,14 +157,8 @@ impl Planner {
             max_parameters: defaults.max_parameters,
             max_flops_per_sample: defaults.max_flops_per_sample,
             offline: self.inner.settings.offline,
-            limits: request
-                .limits
-                .map(|l| research::to_hex(&l))
-                .unwrap_or_default(),
-            early_stopping: request
-                .early_stopping
-                .map(|e| research::to_hex(&e))
-                .unwrap_or_default(),
+            limits: request.limits,
+            early_stopping: request.early_stopping,
             planner_version: env!("CARGO_PKG_VERSION").into(),
         })
     }
@@ -173,7 +167,7 @@ impl Planner {
     pub async fn start(
         &self,
         request: pb::StartResearchRequest,
-    ) -> Result<pb::ResearchStatus, Status> {
+    ) -> Result<pb::ResearchStatus, PlannerError> {
         if request.goal_text.len() > 4096 {
             return Err(invalid(format!(
                 "goal_text has {} bytes; describe the goal in at most 4096",
@@ -185,7 +179,7 @@ impl Planner {
             .resolve_goal(&request.goal_text, request.overrides.as_ref())
             .await?;
         self.check_sandbox_can_train().await?;
-        let id = new_id("exp_");
+        let id = ra_client::ids::EntityKind::Experiment.new_id();
         let name: String = format!(
             "research: {}",
             if goal.text.is_empty() {
@@ -197,8 +191,7 @@ impl Planner {
         .chars()
         .take(256)
         .collect();
-        let config_json = serde_json::to_string(&config)
-            .map_err(|error| Status::internal(format!("session configuration: {error}")))?;
+        let config_json = config.to_json().map_err(PlannerError::Internal)?;
         self.inner
             .clients
             .records
@@ -218,15 +211,15 @@ impl Planner {
 
     /// Refuses a session before anything is written when the sandbox cannot train at all
     /// (no usable backend, no trainer): FAILED_PRECONDITION with what is missing.
-    async fn check_sandbox_can_train(&self) -> Result<(), Status> {
-        let mut sandbox = self.inner.clients.peers.sandbox.clone();
+    async fn check_sandbox_can_train(&self) -> Result<(), PlannerError> {
+        let mut sandbox = self.inner.clients.sandbox.client();
         let capabilities = sandbox
             .get_capabilities(ra_proto::sandbox::v1::GetCapabilitiesRequest {})
             .await
             .map_err(|status| {
-                Status::unavailable(format!(
+                PlannerError::Unavailable(format!(
                     "cannot ask {} what it can run ({:?}): {}",
-                    self.inner.clients.peers.sandbox_name,
+                    self.inner.clients.sandbox.name(),
                     status.code(),
                     status.message()
                 ))
@@ -235,9 +228,10 @@ impl Planner {
         if capabilities.train_jobs_blocked_by.is_empty() {
             Ok(())
         } else {
-            Err(Status::failed_precondition(format!(
+            Err(PlannerError::SandboxCannotTrain(format!(
                 "{} cannot train candidates: {}",
-                self.inner.clients.peers.sandbox_name, capabilities.train_jobs_blocked_by
+                self.inner.clients.sandbox.name(),
+                capabilities.train_jobs_blocked_by
             )))
         }
     }
@@ -275,36 +269,38 @@ impl Planner {
     }
 
     /// ResumeResearch: continues a paused or crashed session from the registry.
-    pub async fn resume(&self, id: &str) -> Result<pb::ResearchStatus, Status> {
+    pub async fn resume(&self, id: &str) -> Result<pb::ResearchStatus, PlannerError> {
         check_id(id)?;
         if let Some(handle) = self.sessions().get(id)
             && !handle.is_finished()
         {
-            return Err(Status::failed_precondition(format!(
+            return Err(PlannerError::WrongState(format!(
                 "research {id} is running in this planner; stop it first or watch it"
             )));
         }
-        let experiment = self.inner.clients.records.ledger.experiment(id).await?;
+        let experiment = self.inner.clients.records.registry.experiment(id).await?;
         let state = experiment.status();
         if !matches!(
             state,
             reg::ExperimentStatus::Paused | reg::ExperimentStatus::Running
         ) {
-            return Err(Status::failed_precondition(format!(
+            return Err(PlannerError::WrongState(format!(
                 "research {id} ended as {state:?} ({}); only paused or interrupted sessions can be resumed",
                 experiment.summary
             )));
         }
         self.check_sandbox_can_train().await?;
-        let config: SessionConfig = serde_json::from_str(&experiment.config_json).map_err(|error| {
-            Status::failed_precondition(format!(
-                "experiment {id} was not started by planner-svc (its configuration does not read: {error})"
-            ))
-        })?;
+        let config = SessionConfig::from_json(&experiment.config_json)
+            .map_err(|error| PlannerError::WrongState(format!("experiment {id}: {error}")))?
+            .ok_or_else(|| {
+                PlannerError::WrongState(format!(
+                    "experiment {id} was not started by planner-svc (it has no session configuration)"
+                ))
+            })?;
         let goal = experiment
             .goal
             .clone()
-            .ok_or_else(|| Status::failed_precondition(format!("experiment {id} has no goal")))?;
+            .ok_or_else(|| PlannerError::WrongState(format!("experiment {id} has no goal")))?;
         let elapsed_before = experiment
             .labels
             .get("elapsed_seconds")
@@ -338,7 +334,7 @@ impl Planner {
 
     /// GetResearch: the live status, or one rebuilt from the registry for a session this
     /// planner is not running.
-    pub async fn get(&self, id: &str) -> Result<pb::ResearchStatus, Status> {
+    pub async fn get(&self, id: &str) -> Result<pb::ResearchStatus, PlannerError> {
         check_id(id)?;
         if let Some(handle) = self.sessions().get(id).cloned() {
             return Ok(handle.status());
@@ -346,10 +342,11 @@ impl Planner {
         self.status_from_registry(id).await
     }
 
-    async fn status_from_registry(&self, id: &str) -> Result<pb::ResearchStatus, Status> {
+    async fn status_from_registry(&self, id: &str) -> Result<pb::ResearchStatus, PlannerError> {
         let records = &self.inner.clients.records;
-        let experiment = records.ledger.experiment(id).await?;
-        let config: Option<SessionConfig> = serde_json::from_str(&experiment.config_json).ok();
+        let experiment = records.registry.experiment(id).await?;
+        let config = SessionConfig::from_json(&experiment.config_json)
+            .map_err(|error| PlannerError::WrongState(format!("experiment {id}: {error}")))?;
         let handle = SessionHandle::new(pb::ResearchStatus {
             research_id: id.to_owned(),
             ..Default::default()
@@ -399,12 +396,12 @@ impl Planner {
     }
 
     /// StopResearch: the session cancels its running trials and ends PAUSED.
-    pub async fn stop(&self, id: &str, reason: &str) -> Result<pb::ResearchStatus, Status> {
+    pub async fn stop(&self, id: &str, reason: &str) -> Result<pb::ResearchStatus, PlannerError> {
         check_id(id)?;
         let running = self.sessions().get(id).cloned();
         let Some(handle) = running else {
             let status = self.status_from_registry(id).await?;
-            return Err(Status::failed_precondition(format!(
+            return Err(PlannerError::WrongState(format!(
                 "research {id} is not running in this planner (state {:?}: {})",
                 status.state(),
                 status.message
@@ -425,7 +422,7 @@ impl Planner {
     }
 
     /// The live session for WatchResearch, or a finished one rebuilt from the registry.
-    pub async fn watch(&self, id: &str) -> Result<Arc<SessionHandle>, Status> {
+    pub async fn watch(&self, id: &str) -> Result<Arc<SessionHandle>, PlannerError> {
         check_id(id)?;
         if let Some(handle) = self.sessions().get(id).cloned() {
             return Ok(handle);
@@ -450,7 +447,7 @@ impl Planner {
     pub async fn propose(
         &self,
         request: pb::ProposeCandidatesRequest,
-    ) -> Result<pb::ProposeCandidatesResponse, Status> {
+    ) -> Result<pb::ProposeCandidatesResponse, PlannerError> {
         if !(1..=64).contains(&request.count) {
             return Err(invalid(format!(
                 "count = {} must be in 1..=64",
@@ -475,7 +472,10 @@ impl Planner {
             None => true,
             Some(target) if target.metric.is_empty() => true,
             Some(target) => {
-                evaluator_svc::plan::goal(Some(target.clone()))?.direction == Direction::Maximize
+                ra_client::goal::check(Some(target))
+                    .map_err(|e| invalid(e.to_string()))?
+                    .direction
+                    == Direction::Maximize
             }
         };
         let mut history = Vec::with_capacity(request.history.len());
@@ -558,7 +558,7 @@ impl Planner {
                     let (proposal, _) = proposer
                         .next(&context, &brief)
                         .await
-                        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                        .map_err(|e| PlannerError::CannotPropose(e.to_string()))?;
                     extended.push(HistoryEntry {
                         model: proposal.model.clone(),
                         train: proposal.train.clone(),
@@ -572,7 +572,7 @@ impl Planner {
         }
         .map_err(|error| match error {
             crate::strategy::StrategyError::FamilyMismatch { .. } => invalid(error.to_string()),
-            other => Status::failed_precondition(other.to_string()),
+            other => PlannerError::CannotPropose(other.to_string()),
         })?;
         Ok(pb::ProposeCandidatesResponse {
             proposals: proposals
@@ -589,7 +589,7 @@ impl Planner {
 }
 
 /// The strategy a request names, by name; UNSPECIFIED is the configured `default`.
-fn strategy_of(strategy: i32, default: &str) -> Result<&str, Status> {
+fn strategy_of(strategy: i32, default: &str) -> Result<&str, PlannerError> {
     Ok(match pb::Strategy::try_from(strategy) {
         Ok(pb::Strategy::Unspecified) => default,
         Ok(pb::Strategy::Random) => "random",
@@ -600,7 +600,7 @@ fn strategy_of(strategy: i32, default: &str) -> Result<&str, Status> {
     })
 }
 
-fn check_id(id: &str) -> Result<(), Status> {
+fn check_id(id: &str) -> Result<(), PlannerError> {
     if id.is_empty() {
         return Err(invalid(
             "research_id is empty: give the exp_… id StartResearch returned",
@@ -619,7 +619,7 @@ fn check_id(id: &str) -> Result<(), Status> {
 fn llm_config(
     configured: &LlmConfig,
     request: Option<&pb::LlmSettings>,
-) -> Result<LlmConfig, Status> {
+) -> Result<LlmConfig, PlannerError> {
     let mut llm = configured.clone();
     if let Some(settings) = request {
         if !settings.base_url.is_empty() {
@@ -711,8 +711,9 @@ fn fill_defaults(goal: &mut common::ResearchGoal, settings: &PlannerSettings) {
     }
 }
 
-fn check_goal(goal: &mut common::ResearchGoal) -> Result<(), Status> {
-    let checked = evaluator_svc::plan::goal(goal.target.clone())?;
+fn check_goal(goal: &mut common::ResearchGoal) -> Result<(), PlannerError> {
+    let checked =
+        ra_client::goal::check(goal.target.as_ref()).map_err(|e| invalid(e.to_string()))?;
     if let Some(target) = goal.target.as_mut() {
         target.direction = match checked.direction {
             Direction::Maximize => common::Direction::Maximize,

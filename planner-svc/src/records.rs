@@ -1,29 +1,28 @@
 //! What the planner writes to and reads from registry-svc: the session's experiment (its
 //! configuration, status and summary), candidates, decisions and report artifacts. Built on
-//! evaluator-svc's [`Ledger`] so that every call has the same bounded retry and every create
+//! ra-client's registry [`Peer`] so that every call has the same bounded retry and every create
 //! uses an id chosen here (a retried create finds its own record).
 
 use std::collections::HashMap;
 
-use evaluator_svc::ledger::{Ledger, new_id};
+use ra_client::ids::EntityKind;
+use ra_client::{PAGE, Peer, RegistryClient};
 use ra_proto::common::v1 as common;
 use ra_proto::registry::v1 as reg;
 use tonic::Status;
 
-/// Largest page asked for when listing.
-const PAGE: u32 = 500;
 /// Artifact upload chunk.
 const CHUNK: usize = 1 << 20;
 
 /// The registry side of the planner.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Records {
-    pub ledger: Ledger,
+    pub registry: Peer<RegistryClient>,
 }
 
 impl Records {
-    pub fn new(ledger: Ledger) -> Self {
-        Self { ledger }
+    pub fn new(registry: Peer<RegistryClient>) -> Self {
+        Self { registry }
     }
 
     pub async fn create_experiment(
@@ -31,7 +30,7 @@ impl Records {
         request: reg::CreateExperimentRequest,
     ) -> Result<reg::Experiment, Status> {
         let id = request.id.clone();
-        self.ledger
+        self.registry
             .create_once(
                 |mut c| {
                     let request = request.clone();
@@ -58,7 +57,7 @@ impl Records {
             summary,
             labels,
         };
-        self.ledger
+        self.registry
             .call(|mut c| {
                 let request = request.clone();
                 async move { c.update_experiment(request).await }
@@ -67,7 +66,7 @@ impl Records {
     }
 
     pub async fn experiments(&self) -> Result<Vec<reg::Experiment>, Status> {
-        self.ledger
+        self.registry
             .all_pages(|mut client, page_token| async move {
                 let page = client
                     .list_experiments(reg::ListExperimentsRequest {
@@ -92,7 +91,7 @@ impl Records {
         parent_id: String,
     ) -> Result<reg::Candidate, Status> {
         let request = reg::CreateCandidateRequest {
-            id: new_id("cand_"),
+            id: EntityKind::Candidate.new_id(),
             experiment_id: experiment_id.to_owned(),
             model: Some(model),
             train: Some(train),
@@ -101,7 +100,7 @@ impl Records {
             strategy: strategy.to_owned(),
         };
         let id = request.id.clone();
-        self.ledger
+        self.registry
             .create_once(
                 |mut c| {
                     let request = request.clone();
@@ -116,7 +115,7 @@ impl Records {
     }
 
     pub async fn candidates(&self, experiment_id: &str) -> Result<Vec<reg::Candidate>, Status> {
-        self.ledger
+        self.registry
             .all_pages(|mut client, page_token| {
                 let request = reg::ListCandidatesRequest {
                     experiment_id: experiment_id.to_owned(),
@@ -141,7 +140,7 @@ impl Records {
         candidate_id: &str,
     ) -> Result<reg::Decision, Status> {
         let request = reg::CreateDecisionRequest {
-            id: new_id("dec_"),
+            id: EntityKind::Decision.new_id(),
             experiment_id: experiment_id.to_owned(),
             action: action.to_owned(),
             reasoning: clip_bytes(reasoning, 256 * 1024),
@@ -149,7 +148,7 @@ impl Records {
             candidate_id: candidate_id.to_owned(),
         };
         let id = request.id.clone();
-        self.ledger
+        self.registry
             .create_once(
                 |mut c| {
                     let request = request.clone();
@@ -164,7 +163,7 @@ impl Records {
     }
 
     pub async fn decisions(&self, experiment_id: &str) -> Result<Vec<reg::Decision>, Status> {
-        self.ledger
+        self.registry
             .all_pages(|mut client, page_token| {
                 let request = reg::ListDecisionsRequest {
                     experiment_id: experiment_id.to_owned(),
@@ -188,7 +187,7 @@ impl Records {
         content_type: &str,
         content: Vec<u8>,
     ) -> Result<reg::Artifact, Status> {
-        self.ledger
+        self.registry
             .call(|mut c| {
                 let mut messages = Vec::new();
                 let chunks: Vec<&[u8]> = if content.is_empty() {

@@ -81,13 +81,13 @@ async fn learning_curves(
     best: &CandidateRecord,
     metric: &str,
 ) -> Vec<(u64, Vec<(f64, f64)>)> {
-    let ledger = &research.clients.records.ledger;
-    let Ok(trials) = ledger.trials("", &best.id).await else {
+    let registry = &research.clients.records.registry;
+    let Ok(trials) = registry.trials("", &best.id).await else {
         return Vec::new();
     };
     let mut curves = Vec::new();
     for trial in trials {
-        if let Ok(points) = ledger.metric_series(&trial.id, metric).await {
+        if let Ok(points) = registry.metric_series(&trial.id, metric).await {
             let curve: Vec<(f64, f64)> = points
                 .iter()
                 .filter(|p| p.value.is_finite())

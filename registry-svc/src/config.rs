@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::StoreSettings;
 
 /// The conventional registry port.
-pub const DEFAULT_PORT: u16 = 50055;
+pub const DEFAULT_PORT: u16 = ra_client::ports::REGISTRY;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,45 +1,10 @@
-//! Record ids: a type prefix and a UUIDv7 (`exp_0192…`), so ids sort by creation time and a
-//! misplaced id ("a trial id where a candidate id belongs") is caught at once.
+//! Record ids as registry-svc checks them: the kinds, prefixes and minting are ra-client's
+//! ([`ra_client::ids`]); a malformed or misplaced id is refused here with the field's name.
 
-use uuid::Uuid;
+pub use ra_client::ids::EntityKind;
+use ra_client::ids::is_well_formed;
 
 use crate::error::{RegistryError, Result};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntityKind {
-    Experiment,
-    Candidate,
-    Trial,
-    Decision,
-    Evaluation,
-}
-
-impl EntityKind {
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Self::Experiment => "exp_",
-            Self::Candidate => "cand_",
-            Self::Trial => "trial_",
-            Self::Decision => "dec_",
-            Self::Evaluation => "eval_",
-        }
-    }
-
-    pub fn noun(self) -> &'static str {
-        match self {
-            Self::Experiment => "experiment",
-            Self::Candidate => "candidate",
-            Self::Trial => "trial",
-            Self::Decision => "decision",
-            Self::Evaluation => "evaluation",
-        }
-    }
-
-    /// A fresh id of this kind.
-    pub fn new_id(self) -> String {
-        format!("{}{}", self.prefix(), Uuid::now_v7().simple())
-    }
-}
 
 /// Checks that `value` is a well-formed id of `kind`; `field` names the request field.
 pub fn parse_id(kind: EntityKind, field: &str, value: &str) -> Result<String> {
@@ -49,15 +14,7 @@ pub fn parse_id(kind: EntityKind, field: &str, value: &str) -> Result<String> {
             kind.noun()
         )));
     }
-    let well_formed = value
-        .strip_prefix(kind.prefix())
-        .and_then(|rest| {
-            Uuid::try_parse(rest)
-                .ok()
-                .filter(|uuid| uuid.simple().to_string() == rest)
-        })
-        .is_some();
-    if !well_formed {
+    if !is_well_formed(kind, value) {
         let shown: String = value.chars().take(80).collect();
         return Err(RegistryError::invalid(format!(
             "{field} {shown:?} is not a {} id: expected {}<32 lower-case hex digits>, e.g. {}",
@@ -81,6 +38,7 @@ pub fn id_for_create(kind: EntityKind, requested: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn fresh_ids_parse_and_sort_by_creation() {
@@ -115,6 +73,7 @@ mod tests {
 mod properties {
     use super::*;
     use proptest::prelude::*;
+    use uuid::Uuid;
 
     const KINDS: [EntityKind; 5] = [
         EntityKind::Experiment,

@@ -19,7 +19,7 @@ struct Bare(Child, u16);
 
 impl Bare {
     fn start(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = ra_integration_tests::free_port();
+        let port = ra_test_support::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_sandbox-svc"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
@@ -58,11 +58,9 @@ impl Bare {
     /// The first health answer (the service decides before it answers anything).
     async fn health(&mut self) -> ServingStatus {
         for _ in 0..1200 {
-            if let Some(status) = ra_integration_tests::health_status(
-                &self.endpoint(),
-                ra_proto::service_names::SANDBOX,
-            )
-            .await
+            if let Some(status) =
+                ra_test_support::health_status(&self.endpoint(), ra_proto::service_names::SANDBOX)
+                    .await
             {
                 return status;
             }
@@ -93,7 +91,7 @@ fn limits(seconds: u64) -> ResourceLimits {
 async fn the_docker_backend_works_with_the_default_configuration() {
     let test = "the_docker_backend_works_with_the_default_configuration";
     if !std::path::Path::new("/bin/busybox").is_file() {
-        ra_integration_tests::skip_or_fail(test, "a static busybox (apt install busybox-static)");
+        ra_test_support::skip_or_fail(test, "a static busybox (apt install busybox-static)");
         return;
     }
     let cwd = tempfile::tempdir().expect("tempdir");
@@ -106,7 +104,7 @@ async fn the_docker_backend_works_with_the_default_configuration() {
         .find(|b| b.backend == pb::Backend::Docker as i32)
         .expect("docker listed");
     if !docker.available {
-        ra_integration_tests::skip_or_fail(
+        ra_test_support::skip_or_fail(
             test,
             &format!("the Docker Engine ({})", docker.unavailable_reason),
         );

@@ -67,7 +67,7 @@ async fn service_for(backend: pb::Backend, root: &Path, test: &str) -> Option<Sa
             .await
         {
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                ra_integration_tests::skip_or_fail(
+                ra_test_support::skip_or_fail(
                     test,
                     &format!("the Docker Engine ({})", status.message()),
                 );

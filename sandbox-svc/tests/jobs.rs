@@ -9,29 +9,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{Options, SandboxProcess, run_job, script_job};
-use dataset_svc::config::DataSettings;
-use dataset_svc::service::{Datasets, Origin};
-use dataset_svc::{DatasetConfig, PrepareOptions};
 use ra_proto::common::v1::{ExitReason, JobState, ResourceLimits};
 use ra_proto::sandbox::v1 as pb;
 use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-/// The `synthetic` dataset (16 features, 4 classes) prepared under `cache`; its id.
+/// A 16-feature, 4-class tabular dataset prepared under `cache`; its id.
 fn prepared(cache: &Path) -> String {
-    let datasets = Datasets::new(DataSettings {
-        cache_dir: cache.to_path_buf(),
-        ..DatasetConfig::default().data
-    });
-    let options = PrepareOptions {
-        seed: 3,
-        ..PrepareOptions::default()
-    };
-    let dataset = datasets
-        .prepare("synthetic", &Origin::default(), &options, &mut |_| {})
-        .expect("prepare");
-    dataset.manifest().prepared_id.clone()
+    common::prepared_tabular(cache, 3)
 }
 
 fn train_job(dataset: &str, save_weights: bool) -> pb::JobSpec {

@@ -1,34 +1,21 @@
-//! ValidateJob's static checks against a real prepared dataset (generated offline by
-//! dataset-svc): a valid job passes with its shape report and effective limits; every broken
-//! rule is reported at once, each naming its rule, value and limit.
+//! ValidateJob's static checks against a real prepared dataset (written with ra-prepared): a
+//! valid job passes with its shape report and effective limits; every broken rule is reported
+//! at once, each naming its rule, value and limit.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dataset_svc::config::DataSettings;
-use dataset_svc::service::{Datasets, Origin};
-use dataset_svc::{DatasetConfig, PrepareOptions};
 use ra_prepared::{Manifest, PreparedDataset, Verify};
 use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
 use sandbox_svc::{
     CommandJob, InputFile, Job, JobKind, Limits, Policy, TrainJob, Validation, validate,
 };
 
-/// The `synthetic` dataset (16 features, 4 classes) prepared through dataset-svc under
-/// `cache`; its id.
+/// A 16-feature, 4-class tabular dataset prepared under `cache`; its id.
 fn prepared(cache: &Path) -> String {
-    let datasets = Datasets::new(DataSettings {
-        cache_dir: cache.to_path_buf(),
-        ..DatasetConfig::default().data
-    });
-    let options = PrepareOptions {
-        seed: 1,
-        ..PrepareOptions::default()
-    };
-    let dataset = datasets
-        .prepare("synthetic", &Origin::default(), &options, &mut |_| {})
-        .expect("prepare");
-    dataset.manifest().prepared_id.clone()
+    common::prepared_tabular(cache, 1)
 }
 
 fn manifests(cache: &Path) -> impl Fn(&str) -> Option<Manifest> + '_ {

@@ -21,6 +21,6 @@ pub mod telemetry;
 pub use args::{LogFormat, ServiceArgs};
 pub use binary::{BinaryError, serve_binary};
 pub use config::{ConfigError, ServerSettings, ServiceConfig, absolute_path, load_config};
-pub use peers::{Peer, check_health, watch_peers};
+pub use peers::{Peer, watch_peers};
 pub use server::{GrpcServer, ServeError, ServiceHealth, bind};
 pub use shutdown::{Shutdown, shutdown_signal};

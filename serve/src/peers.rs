@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
+use ra_client::health::{ServingStatus, check as check_health};
 
 use crate::server::ServiceHealth;
 use crate::shutdown::Shutdown;
@@ -19,31 +17,6 @@ pub struct Peer {
     pub url: String,
     /// Its fully qualified gRPC service name, as health checks take it.
     pub service: &'static str,
-}
-
-/// How long one health question may take.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The health of `service` at `endpoint` as it answered; `Err` says why it could not be asked.
-pub async fn check_health(endpoint: &str, service: &str) -> Result<ServingStatus, String> {
-    let ask = async {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| format!("{endpoint} is not a valid URL: {e}"))?
-            .connect_timeout(CHECK_TIMEOUT)
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
-        let response = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
-            .await
-            .map_err(|s| format!("{endpoint} answered {:?}: {}", s.code(), s.message()))?;
-        Ok(response.into_inner().status())
-    };
-    tokio::time::timeout(CHECK_TIMEOUT * 2, ask)
-        .await
-        .map_err(|_| format!("{endpoint} did not answer a health check in time"))?
 }
 
 /// Why the peers are not all SERVING, `None` when they are.

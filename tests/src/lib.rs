@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: services started in-process on 127.0.0.1:0 with
-//! their stores in temporary directories, and the locating of external test tools and data.
+//! Helpers shared by the cross-service integration tests: services started in-process on
+//! 127.0.0.1:0 with their stores in temporary directories; the light helpers (tools, data,
+//! ports, workspace binaries) are ra-test-support's, re-exported.
 //!
 //! Tools and data that a user's clone may lack are skipped loudly; with
 //! `RA_REQUIRE_TEST_DEPS=1` (set by `.ci/run`) a missing one fails the test instead.
@@ -7,7 +8,6 @@
 pub mod scripted_llm;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ra_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -15,11 +15,6 @@ use ra_serve::Shutdown;
 use registry_svc::RegistryConfig;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
-
-/// Set to `1` to turn every "skipped: missing tool or data" into a failure.
-pub const REQUIRE_DEPS_VAR: &str = "RA_REQUIRE_TEST_DEPS";
-/// Folder of the real datasets (default `../shared/data` beside the checkout).
-pub const TEST_DATA_VAR: &str = "RA_TEST_DATA";
 
 /// A registry-svc served in-process on an ephemeral port, its store in a temporary directory.
 pub struct RegistryUnderTest {
@@ -89,21 +84,25 @@ impl RegistryUnderTest {
 
     /// Polls the health service until the registry reports SERVING.
     async fn wait_serving(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if health_status(&self.endpoint(), ra_proto::service_names::REGISTRY).await
-                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
-            {
-                return;
-            }
-            if self.task.is_finished() {
-                panic!("the registry stopped before it was ready (see its error in the log above)");
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "registry never became SERVING"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let task = &self.task;
+        let waited = ra_client::health::wait_serving(
+            &self.endpoint(),
+            ra_proto::service_names::REGISTRY,
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            |_| {
+                let ended = task.is_finished();
+                async move {
+                    ended.then(|| {
+                        "the registry stopped before it was ready (see its error in the log above)"
+                            .to_owned()
+                    })
+                }
+            },
+        )
+        .await;
+        if let Err(error) = waited {
+            panic!("{error}");
         }
     }
 
@@ -118,122 +117,10 @@ impl RegistryUnderTest {
     }
 }
 
-/// The health status of `service` at `endpoint`, `None` if it cannot be asked.
-pub use ra_cli::stack::health as health_status;
-
-/// Whether missing test tools and data fail tests (CI) instead of skipping them.
-pub fn deps_required() -> bool {
-    std::env::var(REQUIRE_DEPS_VAR).is_ok_and(|value| value == "1")
-}
-
-/// Reports a missing dependency: panics under [`REQUIRE_DEPS_VAR`], otherwise prints a loud skip.
-pub fn skip_or_fail(test: &str, what: &str) {
-    if deps_required() {
-        panic!("{test}: {what}, and {REQUIRE_DEPS_VAR}=1 forbids skipping");
-    }
-    eprintln!(
-        "\n==== SKIPPED {test}: {what} (set {REQUIRE_DEPS_VAR}=1 to make this a failure) ====\n"
-    );
-}
-
-/// The grpcurl binary: `$RA_GRPCURL`, else `grpcurl` on the PATH.
-pub fn grpcurl() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("RA_GRPCURL") {
-        return Some(PathBuf::from(path));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("grpcurl"))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
-/// The folder of real datasets: `$RA_TEST_DATA`, else `../shared/data` beside the workspace.
-pub fn test_data_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os(TEST_DATA_VAR) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-    };
-    dir.is_dir().then_some(dir)
-}
-
-/// [`test_data_dir`], or a loud skip of `test` (a failure under [`REQUIRE_DEPS_VAR`]).
-pub fn shared_data_or_skip(test: &str) -> Option<PathBuf> {
-    let dir = test_data_dir();
-    if dir.is_none() {
-        skip_or_fail(
-            test,
-            "the shared datasets folder is missing (set RA_TEST_DATA)",
-        );
-    }
-    dir
-}
-
-/// A 127.0.0.1 port nobody listens on right now (for a process the test starts itself, or to
-/// point a client at a closed port).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A binary of this workspace's build, built first when needed: the first call in a test
-/// process runs `cargo build --workspace --bins` (a no-op when they are fresh) with the cargo
-/// and profile that built the test, so `cargo test` never runs a missing or stale binary of
-/// another package (cargo builds a package's binaries only for that package's own tests).
-pub fn workspace_binary(name: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    let dir = match BUILT.get_or_init(build_workspace_binaries) {
-        Ok(dir) => dir,
-        Err(error) => panic!("cannot build the workspace's binaries: {error}"),
-    };
-    let binary = dir.join(name);
-    assert!(
-        binary.is_file(),
-        "{} is missing after `cargo build --workspace --bins`: no binary of that name",
-        binary.display()
-    );
-    binary
-}
-
-/// Builds every binary of the workspace into the folder above the test executable's `deps/`.
-fn build_workspace_binaries() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("the test executable: {e}"))?;
-    let dir = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .ok_or("the test executable is not in a target folder")?
-        .to_path_buf();
-    let profile = dir
-        .file_name()
-        .and_then(|p| p.to_str())
-        .ok_or("the target folder has no profile name")?;
-    // Under `cargo test` CARGO names the cargo that runs us; by hand, the one on PATH.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = std::process::Command::new(cargo);
-    command
-        .args(["build", "--workspace", "--bins", "--quiet"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile != "debug" {
-        command.args(["--profile", profile]);
-    }
-    // Only the target folder's parent is ours to choose: a CARGO_TARGET_DIR elsewhere is kept.
-    if let Some(target) = dir.parent() {
-        command.env("CARGO_TARGET_DIR", target);
-    }
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "cargo build --workspace --bins failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(dir)
-}
+pub use ra_test_support::{
+    REQUIRE_DEPS_VAR, TEST_DATA_VAR, deps_required, free_port, grpcurl, health_status,
+    shared_data_or_skip, skip_or_fail, test_data_dir, workspace_binary,
+};
 
 /// The embedded stack (registry, dataset, sandbox with the process backend, evaluator) with
 /// the shared datasets as its originals, offline, its state in the returned temporary folder;

@@ -399,7 +399,7 @@ fn python_with_torch(test: &str) -> Option<String> {
     if probe.is_ok_and(|output| output.status.success()) {
         return Some(python);
     }
-    ra_integration_tests::skip_or_fail(test, "no Python with torch (set RA_PYTHON)");
+    ra_test_support::skip_or_fail(test, "no Python with torch (set RA_PYTHON)");
     None
 }
 

@@ -74,7 +74,7 @@ command_allowlist = ["bash"]
 "#,
             root = root.display(),
             datasets = datasets.display(),
-            trainer = ra_integration_tests::workspace_binary("ra-trainer").display(),
+            trainer = ra_test_support::workspace_binary("ra-trainer").display(),
             docker = options.docker,
             concurrent = options.max_concurrent_jobs,
             queued = options.max_queued_jobs,
@@ -82,7 +82,7 @@ command_allowlist = ["bash"]
         );
         let config_file = root.join("sandbox.toml");
         std::fs::write(&config_file, config).expect("write the config");
-        let port = ra_integration_tests::free_port();
+        let port = ra_test_support::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_sandbox-svc"))
             .args(["--config", &config_file.display().to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -107,25 +107,22 @@ command_allowlist = ["bash"]
     }
 
     async fn wait_serving(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            if ra_integration_tests::health_status(
-                &self.endpoint(),
-                ra_proto::service_names::SANDBOX,
-            )
-            .await
-                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("sandbox-svc exited before serving: {status}");
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "sandbox-svc never became SERVING"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let child = &mut self.child;
+        let waited = ra_test_support::wait_serving(
+            &format!("http://127.0.0.1:{}", self.port),
+            ra_proto::service_names::SANDBOX,
+            Duration::from_secs(120),
+            Duration::from_millis(50),
+            |_| {
+                let exited = child.try_wait().ok().flatten();
+                async move {
+                    exited.map(|status| format!("sandbox-svc exited before serving: {status}"))
+                }
+            },
+        )
+        .await;
+        if let Err(error) = waited {
+            panic!("{error}");
         }
     }
 
@@ -264,4 +261,64 @@ pub async fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     check()
+}
+
+/// A prepared tabular dataset written with ra-prepared (no dataset-svc): `train` and `val`
+/// splits of 16 features in 4 well-separated classes (each class a shifted Gaussian-like
+/// cloud from a fixed-seed generator), so a small MLP learns it in a few epochs. Its id.
+pub fn prepared_tabular(cache: &Path, seed: u64) -> String {
+    use ra_prepared::{ManifestDraft, Normalization, SplitData, XData, write_prepared};
+    const FEATURES: usize = 16;
+    const CLASSES: usize = 4;
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut noise = move || {
+        // xorshift64*, mapped to a sum of uniforms (roughly normal, mean 0, sd 0.5).
+        let mut sum = 0.0f32;
+        for _ in 0..3 {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+            sum += bits as f32 / (1u64 << 24) as f32 - 0.5;
+        }
+        sum
+    };
+    let mut split = |name: &str, samples: usize| {
+        let y: Vec<i64> = (0..samples as i64).map(|i| i % CLASSES as i64).collect();
+        let x = y
+            .iter()
+            .flat_map(|class| {
+                let class = *class as usize;
+                (0..FEATURES)
+                    .map(|f| if f % CLASSES == class { 1.5 } else { 0.0 } + noise())
+                    .collect::<Vec<f32>>()
+            })
+            .collect();
+        SplitData {
+            name: name.into(),
+            x: XData::F32(x),
+            y,
+        }
+    };
+    let splits = vec![split("train", 256), split("val", 64)];
+    let id = format!("sandbox-test-tabular-{seed}");
+    let draft = ManifestDraft {
+        dataset: "sandbox-test-tabular".into(),
+        input: ra_spec::InputSpec::Tabular {
+            features: FEATURES as u32,
+        },
+        class_names: (0..CLASSES).map(|c| format!("class{c}")).collect(),
+        normalization: Normalization {
+            mean: vec![0.0; FEATURES],
+            std: vec![1.0; FEATURES],
+        },
+        source_checksums: Default::default(),
+        checksums_verified: false,
+        options: serde_json::json!({ "seed": seed }),
+        created_at: "1970-01-01T00:00:00Z".into(),
+    };
+    write_prepared(cache, &id, draft, splits).expect("write the test dataset");
+    id
 }

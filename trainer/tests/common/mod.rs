@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dataset_svc::{DatasetError, PrepareOptions, RawDataset, prepare, sources};
-use ra_integration_tests::shared_data_or_skip;
 use ra_prepared::PreparedDataset;
 use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
+use ra_test_support::shared_data_or_skip;
 use ra_trainer::metrics::EpochRecord;
 use ra_trainer::{Reporter, RunConfig, RunOutcome, train};
 

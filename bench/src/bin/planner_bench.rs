@@ -3,7 +3,7 @@
 //! input kind, with a growing history of scored candidates. Target: ≤ 1 ms per proposal
 //! (Optuna's TPE takes 2-4 ms per trial).
 //!
-//! `cargo run --release -p planner-svc --bin planner-bench`
+//! `cargo run --release -p ra-bench --bin planner-bench`
 
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //! one acknowledgement at the end; and one acknowledgement per batch) and straight into the
 //! store, with batches of 1, 100 and 1000 points. Prints a table with the gRPC/direct ratio.
 //!
-//! `cargo run --release -p registry-svc --bin registry-bench`
+//! `cargo run --release -p ra-bench --bin registry-bench`
 
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@
 //! CNN (adapted to the input) for one epoch. The Python original reported 0.4 s, 1.1 s and
 //! 3.5 s.
 //!
-//! `cargo run --release -p ra-cli --bin evaluator-bench -- --data ../shared/data` (as root, for
+//! `cargo run --release -p ra-bench --bin evaluator-bench -- --data ../shared/data` (as root, for
 //! the sandbox's namespaces and cgroups).
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! throughput over loopback gRPC against reading the same prepared split directly with the
 //! same batch code, in one run. Prints a table with medians, ranges and ratios.
 //!
-//! `cargo run --release -p dataset-svc --bin dataset-bench -- --data ../shared/data`
+//! `cargo run --release -p ra-bench --bin dataset-bench -- --data ../shared/data`
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! the overhead of the same ra-trainer run inside the sandbox against outside it, per backend,
 //! interleaved in one run. Prints a table with medians, ranges and ratios.
 //!
-//! `cargo run --release -p sandbox-svc --bin sandbox-bench` (as root, for the namespaces and
+//! `cargo run --release -p ra-bench --bin sandbox-bench` (as root, for the namespaces and
 //! cgroups; with a running Docker Engine for the docker rows).
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,203 @@
+//! `research-agent`'s command line: the subcommands, the connection (embedded or remote), the
+//! run flags, and the goal fields they override.
+
+use super::*;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "research-agent",
+    version,
+    about = "Research Agent: from a research goal to a statistically confirmed result"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter for the services (tracing syntax); warnings only by default.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_filter: String,
+}
+
+/// Where the services are: embedded in this process, or already running.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// A running planner-svc instead of the embedded services.
+    #[arg(long, value_name = "URL")]
+    pub planner: Option<String>,
+    /// A running registry-svc (for `list` with --planner).
+    #[arg(long, value_name = "URL", default_value = ra_client::ports::LOCAL_REGISTRY)]
+    pub registry: String,
+    /// State folder of the embedded services: registry store, dataset cache, sandbox, reports.
+    #[arg(long, value_name = "DIR", default_value = ".research-agent")]
+    pub root: PathBuf,
+    /// Folder of original dataset files for the embedded dataset-svc (default `<root>/data`).
+    #[arg(long, value_name = "DIR", env = "RA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Never download datasets (the built-in `synthetic` and `shapes` need no files).
+    #[arg(long)]
+    pub offline: bool,
+    /// TOML configuration: for the embedded services one file with their sections
+    /// (`[store]`, `[data]`, `[sandbox]`, `[evaluator]`, `[planner]`, `[server]`); for
+    /// `serve SERVICE` that service's own file. `RA_*` variables layer over it, flags over both.
+    #[arg(long, value_name = "FILE", env = "RA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The embedded stack's options from these flags and the process environment.
+    pub(super) fn stack_options(&self, log_filter: &str) -> StackOptions {
+        StackOptions {
+            root: self.root.clone(),
+            data_dir: self.data_dir.clone(),
+            offline: self.offline,
+            log_filter: log_filter.to_owned(),
+            config_file: self.config.clone(),
+            environment: std::env::vars().collect(),
+            ..StackOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    Random,
+    Evolution,
+    Llm,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The goal in words, e.g. "a CNN for shapes with at least 90% accuracy".
+    #[arg(long)]
+    pub goal: String,
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// Seeds per candidate to start with (overrides the goal's words).
+    #[arg(long)]
+    pub num_seeds: Option<u32>,
+    /// Seeds an undecided candidate may grow to.
+    #[arg(long)]
+    pub max_seeds: Option<u32>,
+    #[arg(long)]
+    pub max_candidates: Option<u32>,
+    #[arg(long)]
+    pub max_total_seeds: Option<u32>,
+    /// Wall-time budget in minutes.
+    #[arg(long)]
+    pub max_minutes: Option<u64>,
+    /// Required confidence, e.g. 0.95.
+    #[arg(long)]
+    pub confidence: Option<f64>,
+    /// Dataset catalog name (overrides the goal's words).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Target metric (val_accuracy, val_loss, …) and threshold.
+    #[arg(long)]
+    pub metric: Option<String>,
+    #[arg(long)]
+    pub target: Option<f64>,
+    /// OpenAI-compatible base URL for --strategy llm/hybrid (e.g. http://127.0.0.1:8000/v1).
+    #[arg(long, value_name = "URL", env = "RA_LLM_URL")]
+    pub llm_url: Option<String>,
+    #[arg(long, env = "RA_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// Seed of the strategy's randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Most epochs a proposed candidate may train (the planner's default otherwise).
+    #[arg(long)]
+    pub max_epochs: Option<u32>,
+    /// Per-job timeout in seconds.
+    #[arg(long)]
+    pub timeout_seconds: Option<u64>,
+    /// Print the final status as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceName {
+    All,
+    Planner,
+    Evaluator,
+    Sandbox,
+    Dataset,
+    Registry,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a research session and follow it to its end.
+    Run(Box<RunArgs>),
+    /// Serve one service, or all five, on the conventional ports until Ctrl-C.
+    Serve {
+        service: ServiceName,
+        /// Address to bind; the conventional ports are 50051 (planner) to 50055 (registry).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List research sessions.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Show a session's status and leaderboard.
+    Status {
+        research_id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Print a session's report (markdown) and where its files are.
+    Report {
+        research_id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Continue a paused or interrupted session and follow it to its end.
+    Resume {
+        research_id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_run_flags_become_goal_fields() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "research-agent",
+            "run",
+            "--offline",
+            "--max-minutes",
+            "3",
+            "--seed",
+            "4",
+            "--goal",
+            "a model for synthetic-text with at least 90% accuracy",
+        ])
+        .expect("the README's command parses");
+        let Command::Run(args) = cli.command else {
+            panic!("not run: {:?}", cli.command);
+        };
+        assert!(args.connection.offline);
+        let goal = super::super::commands::goal_overrides(&args);
+        assert_eq!(goal.budget.map(|b| b.max_wall_seconds), Some(180));
+        assert_eq!(goal.target, None, "the goal text decides the target");
+        let refused = Cli::try_parse_from(["research-agent", "run", "--max-minutes", "soon"]);
+        assert!(refused.is_err());
+    }
+}

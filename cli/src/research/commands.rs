@@ -1,0 +1,374 @@
+//! What each subcommand does: open the services (the embedded stack or a remote planner),
+//! start and follow a session, list, status, report, resume, and serve.
+
+use super::*;
+
+/// Services for one command: the embedded stack (stopped at the end) or a remote planner.
+pub(super) struct Services {
+    stack: Option<Stack>,
+    planner: PlannerServiceClient<Channel>,
+    registry_url: String,
+}
+
+impl Services {
+    async fn open(connection: &Connection, log_filter: &str) -> anyhow::Result<Self> {
+        let (stack, planner_url, registry_url) = match &connection.planner {
+            Some(url) => (None, url.clone(), connection.registry.clone()),
+            None => {
+                let stack = Stack::start(&connection.stack_options(log_filter))
+                    .await
+                    .context("start the embedded services")?;
+                let (planner, registry) = (stack.planner_url(), stack.registry_url());
+                (Some(stack), planner, registry)
+            }
+        };
+        let planner = PlannerServiceClient::connect(planner_url.clone())
+            .await
+            .with_context(|| format!("connect to planner-svc at {planner_url}"))?
+            .max_decoding_message_size(64 << 20);
+        Ok(Self {
+            stack,
+            planner,
+            registry_url,
+        })
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        if let Some(stack) = self.stack {
+            stack.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn refused(what: &str, status: &tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{what} refused ({:?}): {}", status.code(), status.message())
+}
+
+/// Runs the command; the exit code says how a session ended (see [`exit_code`]).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => {
+            let mut services = Services::open(&args.connection, &cli.log_filter).await?;
+            let outcome = start_and_follow(&mut services, &args).await;
+            services.close().await?;
+            outcome
+        }
+        Command::Resume {
+            research_id,
+            json,
+            connection,
+        } => {
+            let mut services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = async {
+                let status = services
+                    .planner
+                    .resume_research(pb::ResumeResearchRequest {
+                        research_id: research_id.clone(),
+                    })
+                    .await
+                    .map_err(|s| refused("ResumeResearch", &s))?
+                    .into_inner();
+                eprintln!("resumed {}", status.research_id);
+                follow(&mut services.planner, &research_id, json).await
+            }
+            .await;
+            services.close().await?;
+            outcome
+        }
+        Command::Status {
+            research_id,
+            json,
+            connection,
+        } => {
+            let mut services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = services
+                .planner
+                .get_research(pb::GetResearchRequest { research_id })
+                .await
+                .map_err(|s| refused("GetResearch", &s));
+            services.close().await?;
+            let status = outcome?.into_inner();
+            print_status(&status, json)?;
+            Ok(0)
+        }
+        Command::Report {
+            research_id,
+            connection,
+        } => {
+            let mut services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = services
+                .planner
+                .get_research(pb::GetResearchRequest { research_id })
+                .await
+                .map_err(|s| refused("GetResearch", &s));
+            services.close().await?;
+            let status = outcome?.into_inner();
+            if status.report_path.is_empty() {
+                bail!(
+                    "research {} has no report yet ({}): reports are written when a session ends",
+                    status.research_id,
+                    status.message
+                );
+            }
+            let path = PathBuf::from(&status.report_path).join("report.md");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            println!("{text}");
+            eprintln!("report folder: {}", status.report_path);
+            Ok(0)
+        }
+        Command::List { connection } => {
+            let services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = list(&services.registry_url).await;
+            services.close().await?;
+            outcome.map(|()| 0)
+        }
+        Command::Serve {
+            service,
+            host,
+            connection,
+        } => serve(service, host, &connection, &cli.log_filter)
+            .await
+            .map(|()| 0),
+    }
+}
+
+pub(super) fn goal_overrides(args: &RunArgs) -> common::ResearchGoal {
+    common::ResearchGoal {
+        dataset: args.dataset.clone().unwrap_or_default(),
+        target: (args.metric.is_some() || args.target.is_some()).then(|| common::Target {
+            metric: args.metric.clone().unwrap_or_default(),
+            threshold: args.target.unwrap_or(0.0),
+            direction: 0,
+        }),
+        confidence: args.confidence.unwrap_or(0.0),
+        num_seeds: args.num_seeds.unwrap_or(0),
+        max_seeds: args.max_seeds.unwrap_or(0),
+        budget: Some(common::Budget {
+            max_candidates: args.max_candidates.unwrap_or(0),
+            max_total_seeds: args.max_total_seeds.unwrap_or(0),
+            max_wall_seconds: args.max_minutes.map_or(0, |m| m.saturating_mul(60)),
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) async fn start_and_follow(
+    services: &mut Services,
+    args: &RunArgs,
+) -> anyhow::Result<u8> {
+    let strategy = match args.strategy {
+        None => pb::Strategy::Unspecified,
+        Some(StrategyArg::Random) => pb::Strategy::Random,
+        Some(StrategyArg::Evolution) => pb::Strategy::Evolution,
+        Some(StrategyArg::Llm) => pb::Strategy::Llm,
+        Some(StrategyArg::Hybrid) => pb::Strategy::Hybrid,
+    };
+    let request = pb::StartResearchRequest {
+        goal_text: args.goal.clone(),
+        overrides: Some(goal_overrides(args)),
+        strategy: strategy as i32,
+        llm: Some(pb::LlmSettings {
+            base_url: args.llm_url.clone().unwrap_or_default(),
+            model: args.llm_model.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        seed: args.seed,
+        limits: args
+            .timeout_seconds
+            .map(|timeout_seconds| common::ResourceLimits {
+                timeout_seconds,
+                ..Default::default()
+            }),
+        early_stopping: None,
+        max_epochs: args.max_epochs.unwrap_or(0),
+    };
+    let status = services
+        .planner
+        .start_research(request)
+        .await
+        .map_err(|s| refused("StartResearch", &s))?
+        .into_inner();
+    // On stderr even with --json: the id is what `status`, `report` and `resume` take.
+    {
+        let goal = status.goal.clone().unwrap_or_default();
+        let target = goal.target.clone().unwrap_or_default();
+        let budget = goal.budget.unwrap_or_default();
+        eprintln!(
+            "research {}: {} on {}, {} {} {} at {:.0}% confidence; {} → {} seeds per candidate; budget {} candidates, {} seeds, {} s",
+            status.research_id,
+            strategy_name(status.strategy),
+            goal.dataset,
+            target.metric,
+            if target.direction == common::Direction::Minimize as i32 {
+                "<"
+            } else {
+                ">"
+            },
+            target.threshold,
+            goal.confidence * 100.0,
+            goal.num_seeds,
+            goal.max_seeds,
+            budget.max_candidates,
+            budget.max_total_seeds,
+            budget.max_wall_seconds
+        );
+    }
+    let id = status.research_id.clone();
+    follow(&mut services.planner, &id, args.json).await
+}
+
+/// Follows a session's events to its end; Ctrl-C asks the planner to stop it (resumable).
+pub(super) async fn follow(
+    planner: &mut PlannerServiceClient<Channel>,
+    research_id: &str,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let mut stream = planner
+        .watch_research(pb::WatchResearchRequest {
+            research_id: research_id.to_owned(),
+            from_position: 0,
+        })
+        .await
+        .map_err(|s| refused("WatchResearch", &s))?
+        .into_inner();
+    let mut progress = Progress::new(json);
+    let mut interrupted = false;
+    let finished = loop {
+        let event = tokio::select! {
+            event = stream.message() => event,
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                progress.note("Ctrl-C: stopping the session (running trials are cancelled; resume later)…");
+                let mut stopper = planner.clone();
+                let id = research_id.to_owned();
+                tokio::spawn(async move {
+                    let _ = stopper.stop_research(pb::StopResearchRequest {
+                        research_id: id,
+                        reason: "interrupted with Ctrl-C".into(),
+                    }).await;
+                });
+                continue;
+            }
+        };
+        match event {
+            Ok(Some(event)) => {
+                if let Some(pb::research_event::Event::Finished(status)) = event.event {
+                    break status;
+                }
+                progress.show(event);
+            }
+            Ok(None) => bail!("the planner ended the event stream before the session ended"),
+            Err(status) => return Err(refused("WatchResearch", &status)),
+        }
+    };
+    progress.clear();
+    print_status(&finished, json)?;
+    Ok(exit_code(finished.state()))
+}
+
+pub(super) async fn list(registry_url: &str) -> anyhow::Result<()> {
+    let mut client = RegistryServiceClient::connect(registry_url.to_owned())
+        .await
+        .with_context(|| format!("connect to registry-svc at {registry_url}"))?;
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "research id",
+        "status",
+        "dataset",
+        "goal",
+        "created",
+    ]);
+    let mut page_token = String::new();
+    let mut count = 0;
+    loop {
+        let page = client
+            .list_experiments(reg::ListExperimentsRequest {
+                status: 0,
+                page_size: 500,
+                page_token,
+            })
+            .await
+            .map_err(|s| refused("ListExperiments", &s))?
+            .into_inner();
+        for experiment in &page.experiments {
+            count += 1;
+            let goal = experiment.goal.clone().unwrap_or_default();
+            table.add_row([
+                experiment.id.clone(),
+                format!("{:?}", experiment.status()).to_uppercase(),
+                goal.dataset,
+                first_line(&goal.text, 60),
+                experiment
+                    .created_at
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ]);
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    println!("{table}");
+    println!("{count} experiments");
+    Ok(())
+}
+
+pub(super) async fn serve(
+    service: ServiceName,
+    host: IpAddr,
+    connection: &Connection,
+    log_filter: &str,
+) -> anyhow::Result<()> {
+    let args = ra_serve::ServiceArgs {
+        listen: None,
+        config: connection.config.clone(),
+        log_format: None,
+        log_filter: Some(log_filter.to_owned()),
+    };
+    // A configuration file says where to listen; otherwise the conventional port on `host`.
+    let has_config = args.config.is_some();
+    let listen = |port: u16| (!has_config).then(|| std::net::SocketAddr::new(host, port));
+    // One service as its own binary would serve it, on its conventional port.
+    macro_rules! serve {
+        ($name:literal, $service:ident, $config:ident) => {
+            Ok(ra_serve::serve_binary(
+                $name,
+                $service::$config::default(),
+                &ra_serve::ServiceArgs {
+                    listen: listen($service::config::DEFAULT_PORT),
+                    ..args
+                },
+                |c, l, s| async move { $service::run(&c, l, s).await },
+            )
+            .await?)
+        };
+    }
+    match service {
+        ServiceName::All => {
+            let stack = Stack::start(&StackOptions {
+                conventional_ports: Some(host),
+                ..connection.stack_options(log_filter)
+            })
+            .await?;
+            eprintln!(
+                "serving: planner {} evaluator {} sandbox {} dataset {} registry {} (Ctrl-C stops)",
+                stack.planner_url(),
+                stack.evaluator_url(),
+                stack.sandbox_url(),
+                stack.dataset_url(),
+                stack.registry_url()
+            );
+            ra_serve::shutdown_signal().await;
+            stack.stop().await
+        }
+        ServiceName::Planner => serve!("planner-svc", planner_svc, PlannerConfig),
+        ServiceName::Evaluator => serve!("evaluator-svc", evaluator_svc, EvaluatorConfig),
+        ServiceName::Sandbox => serve!("sandbox-svc", sandbox_svc, SandboxConfig),
+        ServiceName::Dataset => serve!("dataset-svc", dataset_svc, DatasetConfig),
+        ServiceName::Registry => serve!("registry-svc", registry_svc, RegistryConfig),
+    }
+}
