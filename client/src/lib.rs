@@ -14,6 +14,7 @@ mod peer;
 pub mod reason;
 mod registry;
 pub mod retry;
+pub mod strategy;
 
 pub use channel::{ChannelError, lazy_channel, validate_url};
 pub use peer::{PAGE, Peer};

@@ -17,7 +17,8 @@
 //! - [`cache`]: the cache's entries by last use, deletion, the size cap.
 //! - [`prepare`]: the whole preparation, from a [`RawDataset`] to a `PreparedDataset`;
 //!   [`progress`]: what it reports as it goes.
-//! - [`service`]: the service's logic behind the RPCs; [`grpc`]: the thin tonic adapter;
+//! - [`service`]: the service's logic behind the RPCs; [`grpc`]: the thin tonic adapter,
+//!   [`convert`]: its conversions to and from the contract;
 //!   [`config`]: the service configuration.
 //!
 //! [`run`] serves `ra.dataset.v1.DatasetService` on an already-bound listener until shutdown.
@@ -26,6 +27,7 @@ pub mod bpe;
 pub mod cache;
 pub mod catalog;
 pub mod config;
+pub mod convert;
 pub mod download;
 pub mod error;
 pub mod formats;

@@ -130,7 +130,7 @@ impl Default for PlannerConfig {
 }
 
 /// The strategies by name.
-pub const STRATEGIES: &[&str] = &["random", "evolution", "llm", "hybrid"];
+pub const STRATEGIES: &[&str] = &ra_client::strategy::NAMES;
 
 impl PlannerSettings {
     pub fn validate(&self) -> Result<(), String> {

@@ -194,43 +194,7 @@ pub fn parse_goal(text: &str, datasets: &[&str]) -> Result<ParsedGoal, GoalError
         return Err(GoalError::Empty);
     }
     let all = tokens(trimmed);
-    let model_family = if has_word(&all, &["cnn", "cnns", "convnet", "convolutional", "vgg"]) {
-        Some("cnn")
-    } else if has_word(&all, &["resnet", "residual"]) {
-        Some("resnet")
-    } else if has_word(&all, &["mlp", "perceptron", "feedforward", "dense"]) {
-        Some("mlp")
-    } else if has_word(&all, &["embedding", "embeddings", "bag"]) {
-        Some("text")
-    } else {
-        None
-    }
-    .map(str::to_owned);
-    let split = if has_word(&all, &["test"]) {
-        "test"
-    } else {
-        "val"
-    };
-    let (metric, natural) = if has_word(&all, &["loss", "cross", "entropy"]) {
-        (format!("{split}_loss"), common::Direction::Minimize)
-    } else if has_word(&all, &["f1", "macro"]) {
-        (format!("{split}_macro_f1"), common::Direction::Maximize)
-    } else {
-        (format!("{split}_accuracy"), common::Direction::Maximize)
-    };
-    let wants_low = has_word(
-        &all,
-        &[
-            "lowest", "minimize", "minimise", "below", "under", "less", "smaller", "lower",
-        ],
-    ) || all.contains(&Token::Symbol('<'))
-        || all.contains(&Token::Symbol('≤'));
-    let direction = if natural == common::Direction::Minimize || wants_low {
-        common::Direction::Minimize
-    } else {
-        common::Direction::Maximize
-    };
-
+    let (metric, direction) = metric_and_direction(&all);
     let mut goal = ParsedGoal {
         text: trimmed.to_owned(),
         dataset: String::new(),
@@ -241,106 +205,165 @@ pub fn parse_goal(text: &str, datasets: &[&str]) -> Result<ParsedGoal, GoalError
         num_seeds: None,
         max_candidates: None,
         max_wall_seconds: None,
-        model_family,
+        model_family: model_family(&all),
     };
     let Some((dataset, rest)) = find_dataset(trimmed, datasets) else {
-        let mentioned = ["on", "for", "with"].iter().find_map(|preposition| {
-            all.windows(2).find_map(|pair| match pair {
-                [Token::Word(p), Token::Word(name)]
-                    if p == preposition && !["a", "an", "the"].contains(&name.as_str()) =>
-                {
-                    Some(name.clone())
-                }
-                _ => None,
-            })
-        });
-        let mut known: Vec<String> = datasets.iter().map(|d| (*d).to_owned()).collect();
-        known.sort();
-        return Err(GoalError::UnknownDataset {
-            mentioned,
-            known,
-            understood: understood(&goal),
-        });
+        return Err(unknown_dataset(&all, datasets, &goal));
     };
     goal.dataset = dataset;
-
     let rest = tokens(&rest);
     for (index, token) in rest.iter().enumerate() {
-        let Token::Number { value, percent } = *token else {
-            continue;
-        };
-        let next = word_at(&rest, index + 1).unwrap_or("");
-        let previous = index
-            .checked_sub(1)
-            .and_then(|i| word_at(&rest, i))
-            .unwrap_or("");
-        let invalid = |message: String| GoalError::Invalid {
-            message,
-            understood: understood(&goal),
-        };
-        let whole = |what: &str| -> Result<u32, GoalError> {
-            if value.fract() == 0.0 && value >= 1.0 && value <= f64::from(u32::MAX) {
-                Ok(value as u32)
-            } else {
-                Err(invalid(format!(
-                    "{value} {what} is not a positive whole number"
-                )))
-            }
-        };
-        match next {
-            "candidates" | "candidate" | "models" | "architectures" | "trials" | "proposals" => {
-                goal.max_candidates = Some(whole("candidates")?);
-            }
-            "seeds" | "seed" | "runs" => goal.num_seeds = Some(whole("seeds")?),
-            "minutes" | "minute" | "min" | "mins" => {
-                goal.max_wall_seconds = Some(u64::from(whole("minutes")?) * 60);
-            }
-            "hours" | "hour" | "h" => {
-                goal.max_wall_seconds = Some(u64::from(whole("hours")?) * 3600)
-            }
-            "seconds" | "second" | "s" => {
-                goal.max_wall_seconds = Some(u64::from(whole("seconds")?))
-            }
-            "confidence" | "confident" => {
-                goal.confidence = Some(if percent || value > 1.0 {
-                    as_rate(value)
-                } else {
-                    value
-                });
-            }
-            _ if previous == "confidence" => {
-                goal.confidence = Some(if percent || value > 1.0 {
-                    as_rate(value)
-                } else {
-                    value
-                });
-            }
-            _ => {
-                let is_rate = goal.metric.ends_with("accuracy") || goal.metric.ends_with("f1");
-                let threshold = if percent || (is_rate && value > 1.0) {
-                    as_rate(value)
-                } else {
-                    value
-                };
-                if let Some(first) = goal.threshold
-                    && first != threshold
-                {
-                    return Err(GoalError::TwoThresholds {
-                        first,
-                        second: threshold,
-                        understood: understood(&goal),
-                    });
-                }
-                goal.threshold = Some(threshold);
-            }
+        if let Token::Number { value, percent } = *token {
+            apply_number(&mut goal, &rest, index, value, percent)?;
         }
     }
+    check_ranges(&goal)?;
+    Ok(goal)
+}
+
+/// The model family the words ask for, if any.
+fn model_family(all: &[Token]) -> Option<String> {
+    if has_word(all, &["cnn", "cnns", "convnet", "convolutional", "vgg"]) {
+        Some("cnn")
+    } else if has_word(all, &["resnet", "residual"]) {
+        Some("resnet")
+    } else if has_word(all, &["mlp", "perceptron", "feedforward", "dense"]) {
+        Some("mlp")
+    } else if has_word(all, &["embedding", "embeddings", "bag"]) {
+        Some("text")
+    } else {
+        None
+    }
+    .map(str::to_owned)
+}
+
+/// The metric (accuracy unless loss or F1 is named; the test split when "test" is) and the
+/// direction (the metric's own, or lower when the words say so).
+fn metric_and_direction(all: &[Token]) -> (String, common::Direction) {
+    let split = if has_word(all, &["test"]) {
+        "test"
+    } else {
+        "val"
+    };
+    let (metric, natural) = if has_word(all, &["loss", "cross", "entropy"]) {
+        (format!("{split}_loss"), common::Direction::Minimize)
+    } else if has_word(all, &["f1", "macro"]) {
+        (format!("{split}_macro_f1"), common::Direction::Maximize)
+    } else {
+        (format!("{split}_accuracy"), common::Direction::Maximize)
+    };
+    let wants_low = has_word(
+        all,
+        &[
+            "lowest", "minimize", "minimise", "below", "under", "less", "smaller", "lower",
+        ],
+    ) || all.contains(&Token::Symbol('<'))
+        || all.contains(&Token::Symbol('≤'));
+    let direction = if natural == common::Direction::Minimize || wants_low {
+        common::Direction::Minimize
+    } else {
+        common::Direction::Maximize
+    };
+    (metric, direction)
+}
+
+/// The refusal when no catalog dataset is named: the word that looked like one, and the names
+/// that exist.
+fn unknown_dataset(all: &[Token], datasets: &[&str], goal: &ParsedGoal) -> GoalError {
+    let mentioned = ["on", "for", "with"].iter().find_map(|preposition| {
+        all.windows(2).find_map(|pair| match pair {
+            [Token::Word(p), Token::Word(name)]
+                if p == preposition && !["a", "an", "the"].contains(&name.as_str()) =>
+            {
+                Some(name.clone())
+            }
+            _ => None,
+        })
+    });
+    let mut known: Vec<String> = datasets.iter().map(|d| (*d).to_owned()).collect();
+    known.sort();
+    GoalError::UnknownDataset {
+        mentioned,
+        known,
+        understood: understood(goal),
+    }
+}
+
+/// One number of the goal, read by the word after it (candidates, seeds, minutes, confidence)
+/// or, failing that, as the threshold.
+fn apply_number(
+    goal: &mut ParsedGoal,
+    rest: &[Token],
+    index: usize,
+    value: f64,
+    percent: bool,
+) -> Result<(), GoalError> {
+    let next = word_at(rest, index + 1).unwrap_or("");
+    let previous = index
+        .checked_sub(1)
+        .and_then(|i| word_at(rest, i))
+        .unwrap_or("");
+    let whole = |what: &str, goal: &ParsedGoal| -> Result<u32, GoalError> {
+        if value.fract() == 0.0 && value >= 1.0 && value <= f64::from(u32::MAX) {
+            Ok(value as u32)
+        } else {
+            Err(GoalError::Invalid {
+                message: format!("{value} {what} is not a positive whole number"),
+                understood: understood(goal),
+            })
+        }
+    };
+    let rate = if percent || value > 1.0 {
+        as_rate(value)
+    } else {
+        value
+    };
+    match next {
+        "candidates" | "candidate" | "models" | "architectures" | "trials" | "proposals" => {
+            goal.max_candidates = Some(whole("candidates", goal)?);
+        }
+        "seeds" | "seed" | "runs" => goal.num_seeds = Some(whole("seeds", goal)?),
+        "minutes" | "minute" | "min" | "mins" => {
+            goal.max_wall_seconds = Some(u64::from(whole("minutes", goal)?) * 60);
+        }
+        "hours" | "hour" | "h" => {
+            goal.max_wall_seconds = Some(u64::from(whole("hours", goal)?) * 3600)
+        }
+        "seconds" | "second" | "s" => {
+            goal.max_wall_seconds = Some(u64::from(whole("seconds", goal)?))
+        }
+        "confidence" | "confident" => goal.confidence = Some(rate),
+        _ if previous == "confidence" => goal.confidence = Some(rate),
+        _ => {
+            let is_rate = goal.metric.ends_with("accuracy") || goal.metric.ends_with("f1");
+            let threshold = if percent || (is_rate && value > 1.0) {
+                as_rate(value)
+            } else {
+                value
+            };
+            if let Some(first) = goal.threshold
+                && first != threshold
+            {
+                return Err(GoalError::TwoThresholds {
+                    first,
+                    second: threshold,
+                    understood: understood(goal),
+                });
+            }
+            goal.threshold = Some(threshold);
+        }
+    }
+    Ok(())
+}
+
+/// A confidence in (0.5, 1) and an accuracy or F1 threshold in [0, 1].
+fn check_ranges(goal: &ParsedGoal) -> Result<(), GoalError> {
     if let Some(confidence) = goal.confidence
         && !(confidence > 0.5 && confidence < 1.0)
     {
         return Err(GoalError::Invalid {
             message: format!("a confidence of {confidence} is outside (0.5, 1)"),
-            understood: understood(&goal),
+            understood: understood(goal),
         });
     }
     if let Some(threshold) = goal.threshold
@@ -352,10 +375,10 @@ pub fn parse_goal(text: &str, datasets: &[&str]) -> Result<ParsedGoal, GoalError
                 "{} cannot reach {threshold}: accuracies lie in [0, 1]",
                 goal.metric
             ),
-            understood: understood(&goal),
+            understood: understood(goal),
         });
     }
-    Ok(goal)
+    Ok(())
 }
 
 /// What was understood, in words, for error messages.

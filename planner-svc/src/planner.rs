@@ -590,14 +590,9 @@ impl Planner {
 
 /// The strategy a request names, by name; UNSPECIFIED is the configured `default`.
 fn strategy_of(strategy: i32, default: &str) -> Result<&str, PlannerError> {
-    Ok(match pb::Strategy::try_from(strategy) {
-        Ok(pb::Strategy::Unspecified) => default,
-        Ok(pb::Strategy::Random) => "random",
-        Ok(pb::Strategy::Evolution) => "evolution",
-        Ok(pb::Strategy::Llm) => "llm",
-        Ok(pb::Strategy::Hybrid) => "hybrid",
-        Err(_) => return Err(invalid(format!("strategy = {strategy} is unknown"))),
-    })
+    let known = pb::Strategy::try_from(strategy)
+        .map_err(|_| invalid(format!("strategy = {strategy} is unknown")))?;
+    Ok(ra_client::strategy::name(known).unwrap_or(default))
 }
 
 fn check_id(id: &str) -> Result<(), PlannerError> {

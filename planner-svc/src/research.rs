@@ -250,13 +250,7 @@ pub fn apply_evaluation(record: &mut CandidateRecord, evaluation: &reg::Evaluati
 }
 
 pub fn strategy_enum(name: &str) -> pb::Strategy {
-    match name {
-        "random" => pb::Strategy::Random,
-        "evolution" => pb::Strategy::Evolution,
-        "llm" => pb::Strategy::Llm,
-        "hybrid" => pb::Strategy::Hybrid,
-        _ => pb::Strategy::Unspecified,
-    }
+    ra_client::strategy::from_name(name).unwrap_or(pb::Strategy::Unspecified)
 }
 
 /// A session over peers that nobody serves (closed 127.0.0.1 ports, one try per call), for the

@@ -178,6 +178,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent_and_run_flags_become_goal_fields() {
         Cli::command().debug_assert();
+        for arg in StrategyArg::value_variants() {
+            let name = arg.to_possible_value().map(|v| v.get_name().to_owned());
+            assert!(
+                name.as_deref()
+                    .and_then(ra_client::strategy::from_name)
+                    .is_some(),
+                "--strategy {name:?} is a strategy the contract knows"
+            );
+        }
         let cli = Cli::try_parse_from([
             "research-agent",
             "run",

@@ -158,13 +158,11 @@ pub(super) async fn start_and_follow(
     services: &mut Services,
     args: &RunArgs,
 ) -> anyhow::Result<u8> {
-    let strategy = match args.strategy {
-        None => pb::Strategy::Unspecified,
-        Some(StrategyArg::Random) => pb::Strategy::Random,
-        Some(StrategyArg::Evolution) => pb::Strategy::Evolution,
-        Some(StrategyArg::Llm) => pb::Strategy::Llm,
-        Some(StrategyArg::Hybrid) => pb::Strategy::Hybrid,
-    };
+    let strategy = args
+        .strategy
+        .and_then(|arg| arg.to_possible_value())
+        .and_then(|value| ra_client::strategy::from_name(value.get_name()))
+        .unwrap_or(pb::Strategy::Unspecified);
     let request = pb::StartResearchRequest {
         goal_text: args.goal.clone(),
         overrides: Some(goal_overrides(args)),

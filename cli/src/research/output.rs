@@ -27,13 +27,8 @@ pub(super) fn first_line(text: &str, limit: usize) -> String {
 }
 
 pub fn strategy_name(strategy: i32) -> &'static str {
-    match pb::Strategy::try_from(strategy).unwrap_or_default() {
-        pb::Strategy::Random => "random",
-        pb::Strategy::Evolution => "evolution",
-        pb::Strategy::Llm => "llm",
-        pb::Strategy::Hybrid => "hybrid",
-        pb::Strategy::Unspecified => "default",
-    }
+    ra_client::strategy::name(pb::Strategy::try_from(strategy).unwrap_or_default())
+        .unwrap_or("default")
 }
 
 pub fn state_name(state: i32) -> &'static str {
