@@ -144,6 +144,100 @@ fn with_listen(server: &ra_serve::ServerSettings, address: SocketAddr) -> ra_ser
     }
 }
 
+/// Where the three services without peers listen.
+struct Leaves {
+    registry: SocketAddr,
+    dataset: SocketAddr,
+    sandbox: SocketAddr,
+}
+
+/// Starts registry-svc, dataset-svc and sandbox-svc, which need no other service.
+async fn start_leaves(
+    options: &StackOptions,
+    config: &StackConfig,
+    shutdown: &Shutdown,
+    tasks: &mut Vec<(&'static str, ServiceTask)>,
+) -> anyhow::Result<Leaves> {
+    let (listener, registry) = listen(options, registry_svc::config::DEFAULT_PORT).await?;
+    let mut registry_config = config.registry();
+    registry_config.server = with_listen(&config.server, registry);
+    tasks.push((
+        "registry-svc",
+        spawn(shutdown.clone(), move |s| async move {
+            Ok(registry_svc::run(&registry_config, listener, s).await?)
+        }),
+    ));
+
+    let (listener, dataset) = listen(options, dataset_svc::config::DEFAULT_PORT).await?;
+    let mut dataset_config = config.dataset();
+    dataset_config.server = with_listen(&config.server, dataset);
+    tasks.push((
+        "dataset-svc",
+        spawn(shutdown.clone(), move |s| async move {
+            Ok(dataset_svc::run(&dataset_config, listener, s).await?)
+        }),
+    ));
+
+    let (listener, sandbox) = listen(options, sandbox_svc::config::DEFAULT_PORT).await?;
+    let mut sandbox_config = config.sandbox();
+    sandbox_config.server = with_listen(&config.server, sandbox);
+    tasks.push((
+        "sandbox-svc",
+        spawn(shutdown.clone(), move |s| async move {
+            Ok(sandbox_svc::run(&sandbox_config, listener, s).await?)
+        }),
+    ));
+    Ok(Leaves {
+        registry,
+        dataset,
+        sandbox,
+    })
+}
+
+/// Starts evaluator-svc over the leaves.
+async fn start_evaluator(
+    options: &StackOptions,
+    config: &StackConfig,
+    shutdown: &Shutdown,
+    tasks: &mut Vec<(&'static str, ServiceTask)>,
+    leaves: &Leaves,
+) -> anyhow::Result<SocketAddr> {
+    let (listener, evaluator) = listen(options, evaluator_svc::config::DEFAULT_PORT).await?;
+    let mut evaluator_config = config.evaluator();
+    evaluator_config.server = with_listen(&config.server, evaluator);
+    evaluator_config.evaluator.registry_url = url(leaves.registry);
+    evaluator_config.evaluator.dataset_url = url(leaves.dataset);
+    evaluator_config.evaluator.sandbox_url = url(leaves.sandbox);
+    tasks.push((
+        "evaluator-svc",
+        spawn(shutdown.clone(), move |s| async move {
+            Ok(evaluator_svc::run(&evaluator_config, listener, s).await?)
+        }),
+    ));
+    Ok(evaluator)
+}
+
+/// Starts planner-svc over everything else, under its own shutdown (it stops first).
+async fn start_planner(
+    options: &StackOptions,
+    config: &StackConfig,
+    shutdown: &Shutdown,
+    leaves: &Leaves,
+    evaluator: SocketAddr,
+) -> anyhow::Result<(SocketAddr, ServiceTask)> {
+    let (listener, planner) = listen(options, planner_svc::config::DEFAULT_PORT).await?;
+    let mut planner_config = config.planner();
+    planner_config.server = with_listen(&config.server, planner);
+    planner_config.planner.registry_url = url(leaves.registry);
+    planner_config.planner.evaluator_url = url(evaluator);
+    planner_config.planner.dataset_url = url(leaves.dataset);
+    planner_config.planner.sandbox_url = url(leaves.sandbox);
+    let task = spawn(shutdown.clone(), move |s| async move {
+        Ok(planner_svc::run(&planner_config, listener, s).await?)
+    });
+    Ok((planner, task))
+}
+
 impl Stack {
     /// Starts the five services and waits until each reports SERVING.
     pub async fn start(options: &StackOptions) -> anyhow::Result<Self> {
@@ -153,66 +247,15 @@ impl Stack {
         let config = configuration(options, &root)?;
         let shutdown = Shutdown::new();
         let mut tasks: Vec<(&'static str, ServiceTask)> = Vec::new();
-
-        let (listener, registry) = listen(options, registry_svc::config::DEFAULT_PORT).await?;
-        let mut registry_config = config.registry();
-        registry_config.server = with_listen(&config.server, registry);
-        tasks.push((
-            "registry-svc",
-            spawn(shutdown.clone(), move |s| async move {
-                Ok(registry_svc::run(&registry_config, listener, s).await?)
-            }),
-        ));
-
-        let (listener, dataset) = listen(options, dataset_svc::config::DEFAULT_PORT).await?;
-        let mut dataset_config = config.dataset();
-        dataset_config.server = with_listen(&config.server, dataset);
-        tasks.push((
-            "dataset-svc",
-            spawn(shutdown.clone(), move |s| async move {
-                Ok(dataset_svc::run(&dataset_config, listener, s).await?)
-            }),
-        ));
-
-        let (listener, sandbox) = listen(options, sandbox_svc::config::DEFAULT_PORT).await?;
-        let mut sandbox_config = config.sandbox();
-        sandbox_config.server = with_listen(&config.server, sandbox);
-        tasks.push((
-            "sandbox-svc",
-            spawn(shutdown.clone(), move |s| async move {
-                Ok(sandbox_svc::run(&sandbox_config, listener, s).await?)
-            }),
-        ));
-
-        let (listener, evaluator) = listen(options, evaluator_svc::config::DEFAULT_PORT).await?;
-        let mut evaluator_config = config.evaluator();
-        evaluator_config.server = with_listen(&config.server, evaluator);
-        evaluator_config.evaluator.registry_url = url(registry);
-        evaluator_config.evaluator.dataset_url = url(dataset);
-        evaluator_config.evaluator.sandbox_url = url(sandbox);
-        tasks.push((
-            "evaluator-svc",
-            spawn(shutdown.clone(), move |s| async move {
-                Ok(evaluator_svc::run(&evaluator_config, listener, s).await?)
-            }),
-        ));
-
-        let (listener, planner) = listen(options, planner_svc::config::DEFAULT_PORT).await?;
-        let mut planner_config = config.planner();
-        planner_config.server = with_listen(&config.server, planner);
-        planner_config.planner.registry_url = url(registry);
-        planner_config.planner.evaluator_url = url(evaluator);
-        planner_config.planner.dataset_url = url(dataset);
-        planner_config.planner.sandbox_url = url(sandbox);
+        let leaves = start_leaves(options, &config, &shutdown, &mut tasks).await?;
+        let evaluator = start_evaluator(options, &config, &shutdown, &mut tasks, &leaves).await?;
         let planner_shutdown = Shutdown::new();
-        let planner_task = spawn(planner_shutdown.clone(), move |s| async move {
-            Ok(planner_svc::run(&planner_config, listener, s).await?)
-        });
-
+        let (planner, planner_task) =
+            start_planner(options, &config, &planner_shutdown, &leaves, evaluator).await?;
         let stack = Self {
-            registry,
-            dataset,
-            sandbox,
+            registry: leaves.registry,
+            dataset: leaves.dataset,
+            sandbox: leaves.sandbox,
             evaluator,
             planner,
             root,
@@ -221,20 +264,42 @@ impl Stack {
             planner_task: Some(planner_task),
             tasks,
         };
+        stack.wait_all_serving().await?;
+        Ok(stack)
+    }
+
+    /// Waits for each service in start order.
+    async fn wait_all_serving(&self) -> anyhow::Result<()> {
         for (name, address, service) in [
-            ("registry-svc", registry, ra_proto::service_names::REGISTRY),
-            ("dataset-svc", dataset, ra_proto::service_names::DATASET),
-            ("sandbox-svc", sandbox, ra_proto::service_names::SANDBOX),
+            (
+                "registry-svc",
+                self.registry,
+                ra_proto::service_names::REGISTRY,
+            ),
+            (
+                "dataset-svc",
+                self.dataset,
+                ra_proto::service_names::DATASET,
+            ),
+            (
+                "sandbox-svc",
+                self.sandbox,
+                ra_proto::service_names::SANDBOX,
+            ),
             (
                 "evaluator-svc",
-                evaluator,
+                self.evaluator,
                 ra_proto::service_names::EVALUATOR,
             ),
-            ("planner-svc", planner, ra_proto::service_names::PLANNER),
+            (
+                "planner-svc",
+                self.planner,
+                ra_proto::service_names::PLANNER,
+            ),
         ] {
-            stack.wait_serving(name, address, service).await?;
+            self.wait_serving(name, address, service).await?;
         }
-        Ok(stack)
+        Ok(())
     }
 
     pub fn registry_url(&self) -> String {

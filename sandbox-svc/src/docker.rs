@@ -164,8 +164,74 @@ impl DockerBackend {
     }
 
     pub async fn launch(&self, launch: Launch<'_>) -> Result<Launched, String> {
-        let limits = launch.limits;
         let name = format!("ra-sandbox-{}", launch.job_id);
+        let scratch_is_tmpfs = launch.work.scratch_is_tmpfs;
+        let body = self.container_body(&launch);
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(docker_error("cannot create the container"))?;
+        let id = created.id;
+        if let Err(error) = self
+            .docker
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            remove(&self.docker, &id).await;
+            return Err(format!("cannot start the container: {error}"));
+        }
+        let output = self.follow_output(&id);
+        let exit = self.wait_exit(&id);
+        // Docker's own stats stream (one record a second), read in the background: a request
+        // per sample inline with the output slowed the output stream to a halt.
+        let latest = Arc::new(Mutex::new(None));
+        let sampler = tokio::spawn(sample_stream(
+            self.docker.clone(),
+            id.clone(),
+            latest.clone(),
+        ));
+        Ok(Launched {
+            output,
+            exit,
+            enforcement: Enforcement {
+                backend: BackendKind::Docker,
+                resource_control: "docker".into(),
+                seccomp: true,
+                namespaces: ["mount", "pid", "network", "ipc", "uts"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                network_isolated: true,
+                scratch: if scratch_is_tmpfs {
+                    "tmpfs"
+                } else {
+                    "unbounded"
+                }
+                .into(),
+            },
+            control: Control::Docker(DockerControl {
+                docker: self.docker.clone(),
+                id,
+                latest,
+                sampler,
+            }),
+        })
+    }
+
+    /// The container: the job's command and environment in the image, as the sandbox user,
+    /// with the limits, no network, a read-only root, no capabilities, the scratch folder
+    /// read-write and the dataset read-only.
+    fn container_body(&self, launch: &Launch<'_>) -> ContainerCreateBody {
+        let limits = launch.limits;
         let mut binds = vec![format!(
             "{}:{SCRATCH_MOUNT}:rw",
             launch.work.scratch.display()
@@ -197,9 +263,9 @@ impl DockerBackend {
             ]),
             ..Default::default()
         };
-        let body = ContainerCreateBody {
+        ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(launch.argv),
+            cmd: Some(launch.argv.clone()),
             env: Some(launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             user: Some(self.user.clone()),
             working_dir: Some(SCRATCH_MOUNT.into()),
@@ -212,33 +278,14 @@ impl DockerBackend {
             ])),
             host_config: Some(host_config),
             ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name),
-                    ..Default::default()
-                }),
-                body,
-            )
-            .await
-            .map_err(docker_error("cannot create the container"))?;
-        let id = created.id;
-        if let Err(error) = self
-            .docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-        {
-            remove(&self.docker, &id).await;
-            return Err(format!("cannot start the container: {error}"));
         }
+    }
+
+    /// The container's stdout and stderr as they come.
+    fn follow_output(&self, id: &str) -> mpsc::Receiver<(OutputStream, bytes::Bytes)> {
         let (output_tx, output) = mpsc::channel(64);
         let mut logs = self.docker.logs(
-            &id,
+            id,
             Some(LogsOptions {
                 follow: true,
                 stdout: true,
@@ -270,9 +317,14 @@ impl DockerBackend {
                 }
             }
         });
+        output
+    }
+
+    /// How the container ends, once it does.
+    fn wait_exit(&self, id: &str) -> oneshot::Receiver<RawExit> {
         let (exit_tx, exit) = oneshot::channel();
         let docker = self.docker.clone();
-        let waited_id = id.clone();
+        let waited_id = id.to_owned();
         tokio::spawn(async move {
             let mut wait = docker.wait_container(
                 &waited_id,
@@ -289,39 +341,7 @@ impl DockerBackend {
             };
             let _ = exit_tx.send(exit_from_code(code));
         });
-        // Docker's own stats stream (one record a second), read in the background: a request
-        // per sample inline with the output slowed the output stream to a halt.
-        let latest = Arc::new(Mutex::new(None));
-        let sampler = tokio::spawn(sample_stream(
-            self.docker.clone(),
-            id.clone(),
-            latest.clone(),
-        ));
-        Ok(Launched {
-            output,
-            exit,
-            enforcement: Enforcement {
-                backend: BackendKind::Docker,
-                resource_control: "docker".into(),
-                seccomp: true,
-                namespaces: ["mount", "pid", "network", "ipc", "uts"]
-                    .map(str::to_owned)
-                    .to_vec(),
-                network_isolated: true,
-                scratch: if launch.work.scratch_is_tmpfs {
-                    "tmpfs"
-                } else {
-                    "unbounded"
-                }
-                .into(),
-            },
-            control: Control::Docker(DockerControl {
-                docker: self.docker.clone(),
-                id,
-                latest,
-                sampler,
-            }),
-        })
+        exit
     }
 }
 
