@@ -345,15 +345,6 @@ fn infer(
 
 fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusal> {
     let elements = input.elements();
-    let float_input = || -> Result<(), Refusal> {
-        if let Shape::Tokens { .. } = input {
-            return refuse(
-                "needs_embedding",
-                "gets token ids; text input must go through an embedding layer first",
-            );
-        }
-        Ok(())
-    };
     match *layer {
         Layer::Conv2d {
             out_channels,
@@ -362,29 +353,15 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             padding,
             bias,
             in_channels,
-        } => {
-            let (channels, height, width) = image_dims(input)?;
-            expect_in("input_channels", in_channels, channels)?;
-            let (out, k, s) = (
-                positive("out_channels", out_channels)?,
-                positive("kernel_size", kernel_size)?,
-                positive("stride", stride)?,
-            );
-            let p = u64::from(padding);
-            let oh = window_output(height, k, s, p, "height")?;
-            let ow = window_output(width, k, s, p, "width")?;
-            let params = add(&[mul(&[channels, out, k, k])?, if bias { out } else { 0 }])?;
-            let flops = mul(&[2, channels, k, k, out, oh, ow])?;
-            Ok((
-                Shape::Image {
-                    channels: out,
-                    height: oh,
-                    width: ow,
-                },
-                params,
-                flops,
-            ))
-        }
+        } => conv2d(
+            input,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            bias,
+            in_channels,
+        ),
         Layer::Conv1d {
             out_channels,
             kernel_size,
@@ -392,73 +369,19 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             padding,
             bias,
             in_channels,
-        } => {
-            let Shape::Sequence { length, dim } = input else {
-                return refuse(
-                    "needs_sequence",
-                    format!(
-                        "expects a sequence (after an embedding), gets {}",
-                        input.describe()
-                    ),
-                );
-            };
-            expect_in("input_channels", in_channels, dim)?;
-            let (out, k, s) = (
-                positive("out_channels", out_channels)?,
-                positive("kernel_size", kernel_size)?,
-                positive("stride", stride)?,
-            );
-            let ol = window_output(length, k, s, u64::from(padding), "sequence length")?;
-            let params = add(&[mul(&[dim, out, k])?, if bias { out } else { 0 }])?;
-            let flops = mul(&[2, dim, k, out, ol])?;
-            Ok((
-                Shape::Sequence {
-                    length: ol,
-                    dim: out,
-                },
-                params,
-                flops,
-            ))
-        }
-        Layer::BatchNorm { epsilon, momentum } => {
-            float_input()?;
-            if epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0 && e < 1.0)) {
-                return refuse("epsilon", "epsilon must be in (0, 1)");
-            }
-            if momentum.is_some_and(|m| !(m.is_finite() && m > 0.0 && m < 1.0)) {
-                return refuse("momentum", "momentum must be in (0, 1)");
-            }
-            let features = match input {
-                Shape::Image { channels, .. } => channels,
-                Shape::Vector { features } => features,
-                Shape::Sequence { dim, .. } => dim,
-                Shape::Tokens { .. } => 0,
-            };
-            // Scale and shift, plus the running mean and variance: Burn counts those as
-            // parameters too, and they are part of the saved weights.
-            Ok((input, 4 * features, mul(&[4, elements])?))
-        }
-        Layer::LayerNorm { epsilon } => {
-            if epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0 && e < 1.0)) {
-                return refuse("epsilon", "epsilon must be in (0, 1)");
-            }
-            let features = match input {
-                Shape::Vector { features } => features,
-                Shape::Sequence { dim, .. } => dim,
-                _ => {
-                    return refuse(
-                        "needs_vector",
-                        format!(
-                            "normalises the last dimension of a vector or sequence, gets {}; use batch_norm on images",
-                            input.describe()
-                        ),
-                    );
-                }
-            };
-            Ok((input, 2 * features, mul(&[5, elements])?))
-        }
+        } => conv1d(
+            input,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            bias,
+            in_channels,
+        ),
+        Layer::BatchNorm { epsilon, momentum } => batch_norm(input, epsilon, momentum),
+        Layer::LayerNorm { epsilon } => layer_norm(input, epsilon),
         Layer::Activation { function } => {
-            float_input()?;
+            float_input(input)?;
             Ok((input, 0, mul(&[activation_flops(function), elements])?))
         }
         Layer::Pool2d {
@@ -466,34 +389,7 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             kernel_size,
             stride,
             padding,
-        } => {
-            let (channels, height, width) = image_dims(input)?;
-            let k = positive("kernel_size", kernel_size)?;
-            let s = positive("stride", stride.unwrap_or(kernel_size))?;
-            let p = u64::from(padding);
-            if 2 * p > k {
-                return refuse(
-                    "padding",
-                    format!("padding {padding} must be at most half the kernel {kernel_size}"),
-                );
-            }
-            let oh = window_output(height, k, s, p, "height")?;
-            let ow = window_output(width, k, s, p, "width")?;
-            let per_output = if pool == PoolKind::Max {
-                k * k
-            } else {
-                k * k + 1
-            };
-            Ok((
-                Shape::Image {
-                    channels,
-                    height: oh,
-                    width: ow,
-                },
-                0,
-                mul(&[per_output, channels, oh, ow])?,
-            ))
-        }
+        } => pool2d(input, pool, kernel_size, stride, padding),
         Layer::GlobalAvgPool => match input {
             Shape::Image { channels, .. } => {
                 Ok((Shape::Vector { features: channels }, 0, elements))
@@ -507,11 +403,11 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             ),
         },
         Layer::Flatten => {
-            float_input()?;
+            float_input(input)?;
             Ok((Shape::Vector { features: elements }, 0, 0))
         }
         Layer::Dropout { probability } => {
-            float_input()?;
+            float_input(input)?;
             if !(probability.is_finite() && (0.0..1.0).contains(&probability)) {
                 return refuse(
                     "probability",
@@ -524,39 +420,7 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             out_features,
             bias,
             in_features,
-        } => {
-            let out = positive("out_features", out_features)?;
-            let bias_params = if bias { out } else { 0 };
-            match input {
-                Shape::Vector { features } => {
-                    expect_in("input_features", in_features, features)?;
-                    Ok((
-                        Shape::Vector { features: out },
-                        add(&[mul(&[features, out])?, bias_params])?,
-                        mul(&[2, features, out])?,
-                    ))
-                }
-                Shape::Sequence { length, dim } => {
-                    expect_in("input_features", in_features, dim)?;
-                    Ok((
-                        Shape::Sequence { length, dim: out },
-                        add(&[mul(&[dim, out])?, bias_params])?,
-                        mul(&[2, length, dim, out])?,
-                    ))
-                }
-                Shape::Image { .. } => refuse(
-                    "needs_vector",
-                    format!(
-                        "expects a vector, gets {}; add flatten or global_avg_pool before it",
-                        input.describe()
-                    ),
-                ),
-                Shape::Tokens { .. } => refuse(
-                    "needs_embedding",
-                    "gets token ids; text input must go through an embedding layer first",
-                ),
-            }
-        }
+        } => linear(input, out_features, bias, in_features),
         Layer::Embedding { embedding_dim } => {
             let Shape::Tokens { length, vocab } = input else {
                 return refuse(
@@ -581,6 +445,211 @@ fn infer_simple(layer: &Layer, input: Shape) -> Result<(Shape, u64, u64), Refusa
             ),
         },
         Layer::Residual { .. } => refuse("nested", "residual blocks are handled by infer"),
+    }
+}
+
+/// Refuses token ids where a layer needs floats (before the embedding).
+fn float_input(input: Shape) -> Result<(), Refusal> {
+    if let Shape::Tokens { .. } = input {
+        return refuse(
+            "needs_embedding",
+            "gets token ids; text input must go through an embedding layer first",
+        );
+    }
+    Ok(())
+}
+
+/// A 2-D convolution over an image: its output shape, parameters and FLOPs.
+fn conv2d(
+    input: Shape,
+    out_channels: u32,
+    kernel_size: u32,
+    stride: u32,
+    padding: u32,
+    bias: bool,
+    in_channels: u32,
+) -> Result<(Shape, u64, u64), Refusal> {
+    let (channels, height, width) = image_dims(input)?;
+    expect_in("input_channels", in_channels, channels)?;
+    let (out, k, s) = (
+        positive("out_channels", out_channels)?,
+        positive("kernel_size", kernel_size)?,
+        positive("stride", stride)?,
+    );
+    let p = u64::from(padding);
+    let oh = window_output(height, k, s, p, "height")?;
+    let ow = window_output(width, k, s, p, "width")?;
+    let params = add(&[mul(&[channels, out, k, k])?, if bias { out } else { 0 }])?;
+    let flops = mul(&[2, channels, k, k, out, oh, ow])?;
+    Ok((
+        Shape::Image {
+            channels: out,
+            height: oh,
+            width: ow,
+        },
+        params,
+        flops,
+    ))
+}
+
+/// A 1-D convolution over a sequence.
+fn conv1d(
+    input: Shape,
+    out_channels: u32,
+    kernel_size: u32,
+    stride: u32,
+    padding: u32,
+    bias: bool,
+    in_channels: u32,
+) -> Result<(Shape, u64, u64), Refusal> {
+    let Shape::Sequence { length, dim } = input else {
+        return refuse(
+            "needs_sequence",
+            format!(
+                "expects a sequence (after an embedding), gets {}",
+                input.describe()
+            ),
+        );
+    };
+    expect_in("input_channels", in_channels, dim)?;
+    let (out, k, s) = (
+        positive("out_channels", out_channels)?,
+        positive("kernel_size", kernel_size)?,
+        positive("stride", stride)?,
+    );
+    let ol = window_output(length, k, s, u64::from(padding), "sequence length")?;
+    let params = add(&[mul(&[dim, out, k])?, if bias { out } else { 0 }])?;
+    let flops = mul(&[2, dim, k, out, ol])?;
+    Ok((
+        Shape::Sequence {
+            length: ol,
+            dim: out,
+        },
+        params,
+        flops,
+    ))
+}
+
+/// Batch normalisation over the channels (images) or features.
+fn batch_norm(
+    input: Shape,
+    epsilon: Option<f64>,
+    momentum: Option<f64>,
+) -> Result<(Shape, u64, u64), Refusal> {
+    let elements = input.elements();
+    float_input(input)?;
+    if epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0 && e < 1.0)) {
+        return refuse("epsilon", "epsilon must be in (0, 1)");
+    }
+    if momentum.is_some_and(|m| !(m.is_finite() && m > 0.0 && m < 1.0)) {
+        return refuse("momentum", "momentum must be in (0, 1)");
+    }
+    let features = match input {
+        Shape::Image { channels, .. } => channels,
+        Shape::Vector { features } => features,
+        Shape::Sequence { dim, .. } => dim,
+        Shape::Tokens { .. } => 0,
+    };
+    // Scale and shift, plus the running mean and variance: Burn counts those as
+    // parameters too, and they are part of the saved weights.
+    Ok((input, 4 * features, mul(&[4, elements])?))
+}
+
+/// Layer normalisation over the last dimension of a vector or sequence.
+fn layer_norm(input: Shape, epsilon: Option<f64>) -> Result<(Shape, u64, u64), Refusal> {
+    let elements = input.elements();
+    if epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0 && e < 1.0)) {
+        return refuse("epsilon", "epsilon must be in (0, 1)");
+    }
+    let features = match input {
+        Shape::Vector { features } => features,
+        Shape::Sequence { dim, .. } => dim,
+        _ => {
+            return refuse(
+                "needs_vector",
+                format!(
+                    "normalises the last dimension of a vector or sequence, gets {}; use batch_norm on images",
+                    input.describe()
+                ),
+            );
+        }
+    };
+    Ok((input, 2 * features, mul(&[5, elements])?))
+}
+
+/// Max or average pooling over an image.
+fn pool2d(
+    input: Shape,
+    pool: PoolKind,
+    kernel_size: u32,
+    stride: Option<u32>,
+    padding: u32,
+) -> Result<(Shape, u64, u64), Refusal> {
+    let (channels, height, width) = image_dims(input)?;
+    let k = positive("kernel_size", kernel_size)?;
+    let s = positive("stride", stride.unwrap_or(kernel_size))?;
+    let p = u64::from(padding);
+    if 2 * p > k {
+        return refuse(
+            "padding",
+            format!("padding {padding} must be at most half the kernel {kernel_size}"),
+        );
+    }
+    let oh = window_output(height, k, s, p, "height")?;
+    let ow = window_output(width, k, s, p, "width")?;
+    let per_output = if pool == PoolKind::Max {
+        k * k
+    } else {
+        k * k + 1
+    };
+    Ok((
+        Shape::Image {
+            channels,
+            height: oh,
+            width: ow,
+        },
+        0,
+        mul(&[per_output, channels, oh, ow])?,
+    ))
+}
+
+/// A linear layer over a vector, or over each position of a sequence.
+fn linear(
+    input: Shape,
+    out_features: u32,
+    bias: bool,
+    in_features: u32,
+) -> Result<(Shape, u64, u64), Refusal> {
+    let out = positive("out_features", out_features)?;
+    let bias_params = if bias { out } else { 0 };
+    match input {
+        Shape::Vector { features } => {
+            expect_in("input_features", in_features, features)?;
+            Ok((
+                Shape::Vector { features: out },
+                add(&[mul(&[features, out])?, bias_params])?,
+                mul(&[2, features, out])?,
+            ))
+        }
+        Shape::Sequence { length, dim } => {
+            expect_in("input_features", in_features, dim)?;
+            Ok((
+                Shape::Sequence { length, dim: out },
+                add(&[mul(&[dim, out])?, bias_params])?,
+                mul(&[2, length, dim, out])?,
+            ))
+        }
+        Shape::Image { .. } => refuse(
+            "needs_vector",
+            format!(
+                "expects a vector, gets {}; add flatten or global_avg_pool before it",
+                input.describe()
+            ),
+        ),
+        Shape::Tokens { .. } => refuse(
+            "needs_embedding",
+            "gets token ids; text input must go through an embedding layer first",
+        ),
     }
 }
 
