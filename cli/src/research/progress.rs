@@ -165,3 +165,68 @@ impl Progress {
         let _ = self.bars.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn research(event: pb::research_event::Event) -> pb::ResearchEvent {
+        pb::ResearchEvent {
+            event: Some(event),
+            ..Default::default()
+        }
+    }
+
+    fn evaluation(event: ev::evaluate_event::Event) -> pb::ResearchEvent {
+        research(pb::research_event::Event::Evaluation(ev::EvaluateEvent {
+            event: Some(event),
+        }))
+    }
+
+    #[test]
+    fn a_seed_gets_a_bar_of_its_epochs_that_follows_it_and_goes_when_it_ends() {
+        let mut progress = Progress::new(true);
+        progress.show(research(pb::research_event::Event::CandidateProposed(
+            pb::CandidateProposed {
+                candidate_id: "cand_1".into(),
+                model: Some(common::ModelSpec {
+                    name: "c02-mlp".into(),
+                    ..Default::default()
+                }),
+                train: Some(common::TrainSpec {
+                    epochs: 3,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )));
+        assert_eq!(
+            progress.names.get("cand_1"),
+            Some(&("c02-mlp".to_owned(), 3))
+        );
+        progress.show(evaluation(ev::evaluate_event::Event::SeedStarted(
+            ev::SeedStarted {
+                seed: 1,
+                ..Default::default()
+            },
+        )));
+        let key = ("cand_1".to_owned(), 1);
+        assert_eq!(progress.seeds.get(&key).and_then(|b| b.length()), Some(3));
+        progress.show(evaluation(ev::evaluate_event::Event::SeedEpoch(
+            ev::SeedEpoch {
+                seed: 1,
+                epoch: 2,
+                ..Default::default()
+            },
+        )));
+        assert_eq!(progress.seeds.get(&key).map(|b| b.position()), Some(2));
+        progress.show(evaluation(ev::evaluate_event::Event::SeedFinished(
+            ev::SeedResult {
+                seed: 1,
+                ..Default::default()
+            },
+        )));
+        assert!(progress.seeds.is_empty(), "the finished seed's bar is gone");
+        progress.clear();
+    }
+}
