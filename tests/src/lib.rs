@@ -119,7 +119,7 @@ impl RegistryUnderTest {
 
 pub use ra_test_support::{
     REQUIRE_DEPS_VAR, TEST_DATA_VAR, deps_required, free_port, grpcurl, health_status,
-    shared_data_or_skip, skip_or_fail, test_data_dir, workspace_binary,
+    shared_data_or_skip, skip_or_fail, test_data_dir, wait_serving, workspace_binary,
 };
 
 /// The embedded stack (registry, dataset, sandbox with the process backend, evaluator) with
