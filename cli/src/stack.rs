@@ -401,11 +401,6 @@ where
     })
 }
 
-/// The health status of `service` at `endpoint`, `None` if it cannot be asked.
-pub async fn health(endpoint: &str, service: &str) -> Option<ServingStatus> {
-    ra_client::health::check(endpoint, service).await.ok()
-}
-
 /// Why a NOT_SERVING sandbox can never serve (every backend unavailable, with each one's
 /// reason), or `None` when it may still come up.
 async fn sandbox_cannot_serve(endpoint: &str) -> Option<String> {

@@ -53,17 +53,6 @@ pub fn lazy_channel(field: &str, url: &str) -> Result<Channel, ChannelError> {
         .connect_lazy())
 }
 
-/// A channel to `url`, dialled now (tools that want an early "cannot connect").
-pub async fn connect(field: &str, url: &str) -> Result<Channel, String> {
-    endpoint(field, url)
-        .map_err(|e| e.to_string())?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

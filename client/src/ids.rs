@@ -60,25 +60,17 @@ pub fn is_well_formed(kind: EntityKind, value: &str) -> bool {
     })
 }
 
-/// The kind of a well-formed id.
-pub fn kind_of(value: &str) -> Option<EntityKind> {
-    EntityKind::ALL
-        .into_iter()
-        .find(|kind| is_well_formed(*kind, value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn fresh_ids_are_well_formed_sort_by_creation_and_know_their_kind() {
+    fn fresh_ids_are_well_formed_and_sort_by_creation() {
         for kind in EntityKind::ALL {
             let first = kind.new_id();
             let second = kind.new_id();
             assert!(is_well_formed(kind, &first), "{first}");
             assert!(first < second);
-            assert_eq!(kind_of(&first), Some(kind));
         }
         assert!(!is_well_formed(
             EntityKind::Trial,
@@ -88,6 +80,5 @@ mod tests {
             EntityKind::Trial,
             &EntityKind::Trial.new_id().to_uppercase()
         ));
-        assert_eq!(kind_of("exp_"), None);
     }
 }

@@ -11,7 +11,6 @@ pub struct Peers {
     pub registry: Peer<RegistryClient>,
     pub sandbox: Peer<SandboxClient>,
     pub dataset: Peer<DatasetClient>,
-    pub retry: Retry,
 }
 
 impl Peers {
@@ -26,7 +25,6 @@ impl Peers {
                 .with_retry(retry),
             dataset: ra_client::dataset("evaluator.dataset_url", &settings.dataset_url)?
                 .with_retry(retry),
-            retry,
         })
     }
 }

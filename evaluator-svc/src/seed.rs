@@ -250,7 +250,7 @@ impl SeedContext {
                 },
                 Err(status) if !is_transient(&status) => break self.rejected(&status),
                 broken => {
-                    if reattached >= self.peers.retry.attempts {
+                    if reattached >= self.peers.sandbox.retry().attempts {
                         let why = broken.err().map_or_else(
                             || "the stream kept ending before the job finished".to_owned(),
                             |status| status.message().to_owned(),
@@ -261,7 +261,7 @@ impl SeedContext {
                         )));
                     }
                     reattached += 1;
-                    tokio::time::sleep(self.peers.retry.backoff(reattached + 1)).await;
+                    tokio::time::sleep(self.peers.sandbox.retry().backoff(reattached + 1)).await;
                     stream = self.reattach(&job_id, &spec).await?;
                 }
             }

@@ -14,7 +14,6 @@ pub struct Clients {
     pub evaluator: Peer<EvaluatorClient>,
     pub sandbox: Peer<SandboxClient>,
     pub dataset: Peer<DatasetClient>,
-    pub retry: Retry,
 }
 
 impl Clients {
@@ -31,7 +30,6 @@ impl Clients {
                 .with_retry(retry),
             dataset: ra_client::dataset("planner.dataset_url", &settings.dataset_url)?
                 .with_retry(retry),
-            retry,
         })
     }
 }

@@ -75,13 +75,7 @@ mod properties {
     use proptest::prelude::*;
     use uuid::Uuid;
 
-    const KINDS: [EntityKind; 5] = [
-        EntityKind::Experiment,
-        EntityKind::Candidate,
-        EntityKind::Trial,
-        EntityKind::Decision,
-        EntityKind::Evaluation,
-    ];
+    const KINDS: [EntityKind; 5] = EntityKind::ALL;
 
     proptest::proptest! {
         #[test]
