@@ -26,11 +26,13 @@ dir="$CARGO_TARGET_DIR/$target/$([ "$profile" = dev ] && echo debug || echo "$pr
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 
-# image NAME ENTRYPOINT BINARY... — a FROM scratch image with the binaries in /usr/local/bin.
+# image NAME ENTRYPOINT BINARY... — a FROM scratch image with the binaries in /usr/local/bin and
+# two empty folders owned by the service's user, /state and /datasets, where volumes go: a new
+# named volume takes its owner from the folder it is first mounted on.
 image() {
   local name="$1" entry="$2"
   shift 2
-  rm -rf "$context/$name" && mkdir -p "$context/$name/bin"
+  rm -rf "$context/$name" && mkdir -p "$context/$name/bin" "$context/$name/dirs/state" "$context/$name/dirs/datasets"
   for binary in "$@"; do
     file "$dir/$binary" | grep -Eq 'static(-pie)? linked' || {
       echo "$dir/$binary is not statically linked" >&2
@@ -42,6 +44,7 @@ image() {
   cat > "$context/$name/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY bin/ /usr/local/bin/
+COPY --chown=65532:65532 dirs/ /
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/$entry"]
 DOCKERFILE

@@ -22,7 +22,8 @@ pub struct EvaluatorSettings {
     pub max_parallel_seeds: u32,
     /// The most seeds one evaluation may ask for.
     pub max_seeds: u32,
-    /// Sandbox backend for the jobs: "" (the sandbox's default), "process" or "docker".
+    /// Sandbox backend for the jobs: "" (the sandbox's default), "process", "docker" or
+    /// "kubernetes".
     pub backend: String,
     pub retry: RetrySettings,
 }
@@ -81,9 +82,12 @@ impl ServiceConfig for EvaluatorConfig {
                 settings.max_seeds
             ));
         }
-        if !matches!(settings.backend.as_str(), "" | "process" | "docker") {
+        if !matches!(
+            settings.backend.as_str(),
+            "" | "process" | "docker" | "kubernetes"
+        ) {
             return Err(format!(
-                "evaluator.backend = {:?}: use \"process\", \"docker\" or \"\" (the sandbox's default)",
+                "evaluator.backend = {:?}: use \"process\", \"docker\", \"kubernetes\" or \"\" (the sandbox's default)",
                 settings.backend
             ));
         }

@@ -85,6 +85,7 @@ impl Evaluator {
         match self.settings.backend.as_str() {
             "process" => sb::Backend::Process,
             "docker" => sb::Backend::Docker,
+            "kubernetes" => sb::Backend::Kubernetes,
             _ => sb::Backend::Unspecified,
         }
     }

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::docker::DockerControl;
 use crate::events::{Enforcement, OutputStream, ResourceSample};
+use crate::kubernetes::KubernetesControl;
 use crate::limits::Limits;
 use crate::process::ProcessControl;
 use crate::workdir::WorkDir;
@@ -37,6 +38,8 @@ pub struct RawExit {
     pub cpu_seconds: f64,
     /// The backend knows the kernel killed it for memory.
     pub oom_killed: bool,
+    /// The backend's own deadline ended it (a Kubernetes Job's activeDeadlineSeconds).
+    pub deadline_exceeded: bool,
 }
 
 /// A running job.
@@ -51,6 +54,7 @@ pub struct Launched {
 pub enum Control {
     Process(ProcessControl),
     Docker(DockerControl),
+    Kubernetes(KubernetesControl),
 }
 
 impl Control {
@@ -59,6 +63,7 @@ impl Control {
         match self {
             Control::Process(control) => control.kill(),
             Control::Docker(control) => control.kill().await,
+            Control::Kubernetes(control) => control.kill().await,
         }
     }
 
@@ -66,15 +71,17 @@ impl Control {
         match self {
             Control::Process(control) => control.sample(),
             Control::Docker(control) => control.sample().await,
+            Control::Kubernetes(control) => control.sample().await,
         }
     }
 
     /// After the exit: final counters folded into `exit`, and every trace of the job removed
-    /// (cgroup, container).
+    /// (cgroup, container; a trial Job stays for its TTL).
     pub async fn finish(self, exit: &mut RawExit) {
         match self {
             Control::Process(control) => control.finish(exit),
             Control::Docker(control) => control.finish(exit).await,
+            Control::Kubernetes(control) => control.finish(exit).await,
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::docker::DockerSettings;
 use crate::events::BackendKind;
+use crate::kubernetes::KubernetesSettings;
 use crate::process::ProcessSettings;
 use crate::validate::Policy;
 
@@ -17,7 +18,7 @@ pub const DEFAULT_PORT: u16 = 50053;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSettings {
-    /// The backend for jobs that do not name one: "process" or "docker".
+    /// The backend for jobs that do not name one: "process", "docker" or "kubernetes".
     pub backend: BackendKind,
     /// Set false to never contact Docker.
     pub docker_enabled: bool,
@@ -42,6 +43,7 @@ pub struct SandboxSettings {
     pub policy: Policy,
     pub process: ProcessSettings,
     pub docker: DockerSettings,
+    pub kubernetes: KubernetesSettings,
 }
 
 impl SandboxSettings {
@@ -54,6 +56,7 @@ impl SandboxSettings {
             &mut self.trainer_path,
             &mut self.process.init_path,
             &mut self.process.cgroup_root,
+            &mut self.kubernetes.work_root,
         ] {
             ra_serve::absolute_path(path, base);
         }
@@ -80,6 +83,7 @@ impl Default for SandboxSettings {
             policy: Policy::default(),
             process: ProcessSettings::default(),
             docker: DockerSettings::default(),
+            kubernetes: KubernetesSettings::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ impl ServiceConfig for SandboxConfig {
         if sandbox.max_finished_jobs == 0 {
             return Err("sandbox.max_finished_jobs must be above 0".into());
         }
+        sandbox.kubernetes.check(&sandbox.work_dir)?;
         sandbox
             .policy
             .limits

@@ -67,9 +67,10 @@ pub fn job_from_proto(spec: Option<&pb::JobSpec>) -> Result<(Job, Option<Backend
         Ok(pb::Backend::Unspecified) => None,
         Ok(pb::Backend::Process) => Some(BackendKind::Process),
         Ok(pb::Backend::Docker) => Some(BackendKind::Docker),
+        Ok(pb::Backend::Kubernetes) => Some(BackendKind::Kubernetes),
         Err(_) => {
             return Err(format!(
-                "job.backend {} is unknown: use BACKEND_PROCESS or BACKEND_DOCKER",
+                "job.backend {} is unknown: use BACKEND_PROCESS, BACKEND_DOCKER or BACKEND_KUBERNETES",
                 spec.backend
             ));
         }
@@ -167,6 +168,14 @@ pub fn capabilities_to_proto(executor: &crate::Executor) -> pb::Capabilities {
                     .map(|d| d.image().to_owned())
                     .unwrap_or_default(),
             ),
+            backend(
+                BackendKind::Kubernetes,
+                executor
+                    .kubernetes
+                    .as_ref()
+                    .map(|k| format!("namespace {}", k.namespace()))
+                    .unwrap_or_default(),
+            ),
         ],
         default_backend: backend_to_proto(executor.settings.backend) as i32,
         trainer_available: executor.trainer.is_some(),
@@ -183,6 +192,7 @@ fn backend_to_proto(kind: BackendKind) -> pb::Backend {
     match kind {
         BackendKind::Process => pb::Backend::Process,
         BackendKind::Docker => pb::Backend::Docker,
+        BackendKind::Kubernetes => pb::Backend::Kubernetes,
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 pub enum BackendKind {
     Process,
     Docker,
+    Kubernetes,
 }
 
 impl BackendKind {
@@ -16,6 +17,7 @@ impl BackendKind {
         match self {
             Self::Process => "process",
             Self::Docker => "docker",
+            Self::Kubernetes => "kubernetes",
         }
     }
 }
@@ -24,7 +26,7 @@ impl BackendKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enforcement {
     pub backend: BackendKind,
-    /// "cgroup-v2", "cgroup-v1", "rlimit" or "docker".
+    /// "cgroup-v2", "cgroup-v1", "rlimit", "docker" or "kubernetes".
     pub resource_control: String,
     pub seccomp: bool,
     pub namespaces: Vec<String>,

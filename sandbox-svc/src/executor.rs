@@ -13,6 +13,7 @@ use crate::config::SandboxSettings;
 use crate::docker::DockerBackend;
 use crate::events::{BackendKind, Event, ExitReason, JobResult, Usage};
 use crate::job::{Job, JobKind};
+use crate::kubernetes::KubernetesBackend;
 use crate::process::ProcessBackend;
 use crate::process::plan::{DATASET_MOUNT, SCRATCH_MOUNT, TRAINER_MOUNT};
 use crate::supervise::{classify, watch};
@@ -25,6 +26,7 @@ pub struct Executor {
     pub settings: SandboxSettings,
     pub process: Result<ProcessBackend, String>,
     pub docker: Result<DockerBackend, String>,
+    pub kubernetes: Result<KubernetesBackend, String>,
     pub trainer: Option<PathBuf>,
 }
 
@@ -59,10 +61,22 @@ impl Executor {
         if let Err(error) = &docker {
             tracing::info!(%error, "docker backend unavailable");
         }
+        let kubernetes = if settings.kubernetes.enabled {
+            KubernetesBackend::new(&settings.kubernetes, &settings.dataset_cache_dir).await
+        } else {
+            Err("the kubernetes backend is disabled (sandbox.kubernetes.enabled = false)".into())
+        };
+        match &kubernetes {
+            Ok(backend) => {
+                tracing::info!(namespace = backend.namespace(), "kubernetes backend ready")
+            }
+            Err(error) => tracing::info!(%error, "kubernetes backend unavailable"),
+        }
         Self {
             settings,
             process,
             docker,
+            kubernetes,
             trainer,
         }
     }
@@ -72,15 +86,16 @@ impl Executor {
         match kind {
             BackendKind::Process => self.process.as_ref().err().map(String::as_str),
             BackendKind::Docker => self.docker.as_ref().err().map(String::as_str),
+            BackendKind::Kubernetes => self.kubernetes.as_ref().err().map(String::as_str),
         }
     }
 
     /// Whether at least one backend can run jobs; else why none can (for health and the log).
     pub fn readiness(&self) -> Result<(), String> {
-        match (&self.process, &self.docker) {
-            (Ok(_), _) | (_, Ok(_)) => Ok(()),
-            (Err(process), Err(docker)) => Err(format!(
-                "no backend can run jobs — process: {process}; docker: {docker}"
+        match (&self.process, &self.docker, &self.kubernetes) {
+            (Ok(_), _, _) | (_, Ok(_), _) | (_, _, Ok(_)) => Ok(()),
+            (Err(process), Err(docker), Err(kubernetes)) => Err(format!(
+                "no backend can run jobs — process: {process}; docker: {docker}; kubernetes: {kubernetes}"
             )),
         }
     }
@@ -228,6 +243,10 @@ impl Executor {
             BackendKind::Docker => match &self.docker {
                 Ok(docker) => docker.launch(launch).await,
                 Err(why) => Err(format!("the docker backend is unavailable: {why}")),
+            },
+            BackendKind::Kubernetes => match &self.kubernetes {
+                Ok(kubernetes) => kubernetes.launch(launch).await,
+                Err(why) => Err(format!("the kubernetes backend is unavailable: {why}")),
             },
         };
         let mut launched = match launched {

@@ -259,17 +259,10 @@ impl Jobs {
             return Err(JobsError::Invalid(reasons.join("; ")));
         }
         let kind = self.executor.backend_kind(backend);
-        let available = match kind {
-            BackendKind::Process => self.executor.process.as_ref().err(),
-            BackendKind::Docker => self.executor.docker.as_ref().err(),
-        };
-        if let Some(why) = available {
+        if let Some(why) = self.executor.unavailable(kind) {
             return Err(JobsError::BackendUnavailable(format!(
                 "the {} backend is unavailable: {why}",
-                serde_json::to_value(kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                kind.label()
             )));
         }
         let mut table = self.table();

@@ -5,7 +5,8 @@
 //!   static checks of ValidateJob (every broken rule named with value and limit).
 //! - [`process`]: the `process` backend (namespaces, cgroups or rlimits, seccomp, a new root).
 //! - [`docker`]: the `docker` backend (bollard; a locally built `FROM scratch` image).
-//! - [`backend`]: what both backends take and give back.
+//! - [`kubernetes`]: the `kubernetes` backend (kube-rs; a batch/v1 Job per job).
+//! - [`backend`]: what every backend takes and gives back.
 //! - [`workdir`]: a job's host folder and sized scratch; outputs copied out; reaping.
 //! - [`protocol`], [`supervise`]: output lines and metrics records; the watch loop (output
 //!   cap, timeout, cancellation, resource samples) and the classification of exits.
@@ -22,6 +23,7 @@ pub mod executor;
 pub mod grpc;
 pub mod job;
 pub mod jobs;
+pub mod kubernetes;
 pub mod limits;
 pub mod multicall;
 pub mod process;
@@ -60,6 +62,10 @@ pub async fn run(
             .docker
             .as_ref()
             .map_or_else(|e| e.clone(), |d| d.image().to_owned()),
+        kubernetes = executor
+            .kubernetes
+            .as_ref()
+            .map_or_else(|e| e.clone(), |k| format!("namespace {}", k.namespace())),
         "sandbox service starting"
     );
     let jobs = Jobs::new(executor);

@@ -159,6 +159,16 @@ pub fn classify(watched: &Watched, limits: &Limits) -> (ExitReason, String) {
         };
         return (reason, message);
     }
+    if exit.deadline_exceeded {
+        return (
+            ExitReason::Timeout,
+            format!(
+                "timed out: the cluster ended the trial at its deadline ({} s of limits.timeout_seconds and {} s of slack)",
+                limits.timeout_seconds,
+                crate::kubernetes::manifest::DEADLINE_SLACK_SECONDS
+            ),
+        );
+    }
     if let Some(error) = &exit.setup_error {
         return (
             ExitReason::Rejected,

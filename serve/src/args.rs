@@ -31,4 +31,9 @@ pub struct ServiceArgs {
     /// Log filter in `tracing` syntax, e.g. `info,registry_svc=debug`.
     #[arg(long, value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Ask the running service at the configured address for its health instead of serving:
+    /// exit 0 when it answers SERVING, 1 otherwise (for container health checks and exec
+    /// probes; a `FROM scratch` image has no other client).
+    #[arg(long)]
+    pub probe: bool,
 }

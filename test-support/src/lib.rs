@@ -13,6 +13,28 @@ pub const REQUIRE_DEPS_VAR: &str = "RA_REQUIRE_TEST_DEPS";
 /// Folder of the real datasets (default `../shared/data` beside the checkout).
 pub const TEST_DATA_VAR: &str = "RA_TEST_DATA";
 
+/// A finished command's stdout then stderr, as text (for assertion messages).
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A path inside the repository, given from its root (`deploy/compose.yaml`).
+pub fn repo_path(relative: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+/// The image tag the deployment tests use: `$RA_IMAGE_TAG`, default `dev` (what
+/// `deploy/docker/build-images.sh` tags).
+pub fn image_tag() -> String {
+    std::env::var("RA_IMAGE_TAG").unwrap_or_else(|_| "dev".into())
+}
+
 /// The health status of `service` at `endpoint`, `None` if it cannot be asked.
 pub async fn health_status(endpoint: &str, service: &str) -> Option<ServingStatus> {
     ra_client::health::check(endpoint, service).await.ok()

@@ -326,6 +326,7 @@ pub(super) async fn serve(
         config: connection.config.clone(),
         log_format: None,
         log_filter: Some(log_filter.to_owned()),
+        probe: false,
     };
     // A configuration file says where to listen; otherwise the conventional port on `host`.
     let has_config = args.config.is_some();

@@ -281,7 +281,7 @@ fn read_status(status_file: &Path, waited: std::io::Result<std::process::ExitSta
             setup_error: status.setup_error,
             peak_rss_bytes: status.peak_rss_bytes,
             cpu_seconds: status.cpu_seconds,
-            oom_killed: false,
+            ..RawExit::default()
         },
         // The init itself was killed (cancel, timeout) before it could report.
         None => match waited {
