@@ -17,10 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ra_proto::common::v1 as common;
 use ra_proto::evaluator::v1 as ev;
 use ra_proto::planner::v1 as pb;
-use ra_proto::planner::v1::planner_service_client::PlannerServiceClient;
 use ra_proto::registry::v1 as reg;
-use ra_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use tonic::transport::Channel;
 
 use crate::stack::{Stack, StackOptions};
 

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::credentials::Credentials;
 
 /// How long dialling a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,15 +44,42 @@ fn endpoint(field: &str, url: &str) -> Result<Endpoint, ChannelError> {
     Ok(endpoint)
 }
 
-/// A lazily connected channel to `url`: nothing is dialled until the first call, so a service
-/// starts even while its peers are still coming up.
-pub fn lazy_channel(field: &str, url: &str) -> Result<Channel, ChannelError> {
-    Ok(endpoint(field, url)?
+/// The endpoint of `url` under the channel policy, with TLS for `https://` (the credentials'
+/// CA; an https URL without one is refused).
+pub fn policy_endpoint(
+    field: &str,
+    url: &str,
+    credentials: &Credentials,
+) -> Result<Endpoint, ChannelError> {
+    let endpoint = endpoint(field, url)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true);
+    if !url.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let refuse = |detail: String| ChannelError {
+        field: field.to_owned(),
+        url: url.chars().take(200).collect(),
+        detail,
+    };
+    let tls: ClientTlsConfig = credentials.tls.clone().ok_or_else(|| {
+        refuse(": an https:// peer needs the CA that signs its certificate (client.ca_file, --ca-file)".to_owned())
+    })?;
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| refuse(format!(": cannot use its TLS settings: {e}")))
+}
+
+/// A lazily connected channel to `url`: nothing is dialled until the first call, so a service
+/// starts even while its peers are still coming up.
+pub fn lazy_channel(
+    field: &str,
+    url: &str,
+    credentials: &Credentials,
+) -> Result<Channel, ChannelError> {
+    Ok(policy_endpoint(field, url, credentials)?.connect_lazy())
 }
 
 #[cfg(test)]

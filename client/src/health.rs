@@ -13,9 +13,18 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The health of `service` at `endpoint` as it answered; `Err` says why it could not be asked.
 pub async fn check(endpoint: &str, service: &str) -> Result<ServingStatus, String> {
+    check_with(endpoint, service, &crate::Credentials::none()).await
+}
+
+/// [`check`] over TLS where `endpoint` is `https://` (health needs no token).
+pub async fn check_with(
+    endpoint: &str,
+    service: &str,
+    credentials: &crate::Credentials,
+) -> Result<ServingStatus, String> {
     let ask = async {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| format!("{endpoint} is not a valid URL: {e}"))?
+        let channel = crate::channel::policy_endpoint("endpoint", endpoint, credentials)
+            .map_err(|e| e.to_string())?
             .connect_timeout(CHECK_TIMEOUT)
             .connect()
             .await

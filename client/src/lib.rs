@@ -7,6 +7,7 @@
 //! Services meet only through `proto/` and this crate; no service links another.
 
 pub mod channel;
+pub mod credentials;
 pub mod goal;
 pub mod health;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod retry;
 pub mod strategy;
 
 pub use channel::{ChannelError, lazy_channel, validate_url};
+pub use credentials::{Bearer, ClientSettings, Credentials};
 pub use peer::{PAGE, Peer};
 pub use retry::{Retry, RetrySettings};
 
@@ -25,13 +27,16 @@ use ra_proto::evaluator::v1::evaluator_service_client::EvaluatorServiceClient;
 use ra_proto::planner::v1::planner_service_client::PlannerServiceClient;
 use ra_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use ra_proto::sandbox::v1::sandbox_service_client::SandboxServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub type RegistryClient = RegistryServiceClient<Channel>;
-pub type DatasetClient = DatasetServiceClient<Channel>;
-pub type SandboxClient = SandboxServiceClient<Channel>;
-pub type EvaluatorClient = EvaluatorServiceClient<Channel>;
-pub type PlannerClient = PlannerServiceClient<Channel>;
+/// What every client sends through: the channel, with the bearer token (if any) added.
+pub type Transport = InterceptedService<Channel, Bearer>;
+pub type RegistryClient = RegistryServiceClient<Transport>;
+pub type DatasetClient = DatasetServiceClient<Transport>;
+pub type SandboxClient = SandboxServiceClient<Transport>;
+pub type EvaluatorClient = EvaluatorServiceClient<Transport>;
+pub type PlannerClient = PlannerServiceClient<Transport>;
 
 /// The conventional ports, one per service (what each service's `DEFAULT_PORT` is).
 pub mod ports {
@@ -67,12 +72,21 @@ pub mod ports {
 
 /// A client of `url` under the channel policy; `field` names the setting in errors.
 macro_rules! connector {
-    ($name:ident, $client:ty, $service:literal) => {
-        #[doc = concat!("A lazily connected ", $service, " client under the channel policy.")]
+    ($name:ident, $with:ident, $client:ty, $service:literal) => {
+        #[doc = concat!("A lazily connected ", $service, " client under the channel policy, without credentials.")]
         pub fn $name(field: &str, url: &str) -> Result<Peer<$client>, ChannelError> {
-            let channel = lazy_channel(field, url)?;
+            $with(field, url, &Credentials::none())
+        }
+
+        #[doc = concat!("A lazily connected ", $service, " client presenting `credentials`.")]
+        pub fn $with(
+            field: &str,
+            url: &str,
+            credentials: &Credentials,
+        ) -> Result<Peer<$client>, ChannelError> {
+            let channel = lazy_channel(field, url, credentials)?;
             Ok(Peer::new(
-                <$client>::new(channel)
+                <$client>::new(InterceptedService::new(channel, credentials.bearer()))
                     .max_decoding_message_size(channel::MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(channel::MAX_MESSAGE_BYTES),
                 format!(concat!($service, " at {}"), url),
@@ -81,8 +95,8 @@ macro_rules! connector {
     };
 }
 
-connector!(registry, RegistryClient, "registry-svc");
-connector!(dataset, DatasetClient, "dataset-svc");
-connector!(sandbox, SandboxClient, "sandbox-svc");
-connector!(evaluator, EvaluatorClient, "evaluator-svc");
-connector!(planner, PlannerClient, "planner-svc");
+connector!(registry, registry_with, RegistryClient, "registry-svc");
+connector!(dataset, dataset_with, DatasetClient, "dataset-svc");
+connector!(sandbox, sandbox_with, SandboxClient, "sandbox-svc");
+connector!(evaluator, evaluator_with, EvaluatorClient, "evaluator-svc");
+connector!(planner, planner_with, PlannerClient, "planner-svc");

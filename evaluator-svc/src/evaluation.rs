@@ -70,8 +70,12 @@ impl Drop for ActiveGuard {
 }
 
 impl Evaluator {
-    pub fn new(settings: EvaluatorSettings) -> Result<Self, String> {
-        let peers = Peers::connect_lazy(&settings).map_err(|e| e.to_string())?;
+    /// The evaluator, dialling its peers with `credentials` (`[server.client]`).
+    pub fn new(
+        settings: EvaluatorSettings,
+        credentials: &ra_client::Credentials,
+    ) -> Result<Self, String> {
+        let peers = Peers::connect_lazy(&settings, credentials).map_err(|e| e.to_string())?;
         Ok(Self {
             ledger: Ledger::new(peers.registry.clone()),
             peers,

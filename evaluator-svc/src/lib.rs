@@ -56,7 +56,11 @@ pub async fn run(
         dataset = %settings.dataset_url,
         "evaluator service starting"
     );
-    let evaluator = Evaluator::new(settings.clone()).map_err(RunError::Config)?;
+    let credentials = config
+        .server
+        .client_credentials()
+        .map_err(RunError::Config)?;
+    let evaluator = Evaluator::new(settings.clone(), &credentials).map_err(RunError::Config)?;
     let service = grpc::EvaluatorGrpc::new(evaluator, config.server.max_message_bytes);
     let server = GrpcServer::new(
         Routes::new(service.into_server()),
@@ -84,6 +88,7 @@ pub async fn run(
     let watch = ra_serve::watch_peers(
         server.health(),
         peers,
+        credentials,
         std::time::Duration::from_secs(5),
         shutdown.clone(),
     );

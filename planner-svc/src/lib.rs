@@ -63,7 +63,11 @@ pub async fn run(
         sandbox = %settings.sandbox_url,
         "planner service starting"
     );
-    let planner = Planner::new(settings.clone()).map_err(RunError::Config)?;
+    let credentials = config
+        .server
+        .client_credentials()
+        .map_err(RunError::Config)?;
+    let planner = Planner::new(settings.clone(), &credentials).map_err(RunError::Config)?;
     let service = grpc::PlannerGrpc::new(planner.clone(), config.server.max_message_bytes);
     let server = GrpcServer::new(
         Routes::new(service.into_server()),
@@ -96,6 +100,7 @@ pub async fn run(
     let watch = ra_serve::watch_peers(
         health.clone(),
         peers,
+        credentials,
         std::time::Duration::from_secs(5),
         shutdown.clone(),
     );

@@ -2,7 +2,7 @@
 //! sandbox — as lazily connected [`ra_client::Peer`]s with ra-client's channel policy and
 //! retry rule.
 
-use ra_client::{DatasetClient, EvaluatorClient, Peer, Retry, SandboxClient};
+use ra_client::{Credentials, DatasetClient, EvaluatorClient, Peer, Retry, SandboxClient};
 
 use crate::config::PlannerSettings;
 use crate::records::Records;
@@ -17,19 +17,38 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn connect_lazy(settings: &PlannerSettings) -> Result<Self, ra_client::ChannelError> {
+    pub fn connect_lazy(
+        settings: &PlannerSettings,
+        credentials: &Credentials,
+    ) -> Result<Self, ra_client::ChannelError> {
         let retry = Retry::from(&settings.retry);
         Ok(Self {
             records: Records::new(
-                ra_client::registry("planner.registry_url", &settings.registry_url)?
-                    .with_retry(retry),
+                ra_client::registry_with(
+                    "planner.registry_url",
+                    &settings.registry_url,
+                    credentials,
+                )?
+                .with_retry(retry),
             ),
-            evaluator: ra_client::evaluator("planner.evaluator_url", &settings.evaluator_url)?
-                .with_retry(retry),
-            sandbox: ra_client::sandbox("planner.sandbox_url", &settings.sandbox_url)?
-                .with_retry(retry),
-            dataset: ra_client::dataset("planner.dataset_url", &settings.dataset_url)?
-                .with_retry(retry),
+            evaluator: ra_client::evaluator_with(
+                "planner.evaluator_url",
+                &settings.evaluator_url,
+                credentials,
+            )?
+            .with_retry(retry),
+            sandbox: ra_client::sandbox_with(
+                "planner.sandbox_url",
+                &settings.sandbox_url,
+                credentials,
+            )?
+            .with_retry(retry),
+            dataset: ra_client::dataset_with(
+                "planner.dataset_url",
+                &settings.dataset_url,
+                credentials,
+            )?
+            .with_retry(retry),
         })
     }
 }

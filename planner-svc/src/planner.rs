@@ -43,9 +43,13 @@ fn invalid(message: impl Into<String>) -> PlannerError {
 }
 
 impl Planner {
-    pub fn new(settings: PlannerSettings) -> Result<Self, String> {
+    /// The planner, dialling its peers with `credentials` (`[server.client]`).
+    pub fn new(
+        settings: PlannerSettings,
+        credentials: &ra_client::Credentials,
+    ) -> Result<Self, String> {
         settings.validate()?;
-        let clients = Clients::connect_lazy(&settings).map_err(|e| e.to_string())?;
+        let clients = Clients::connect_lazy(&settings, credentials).map_err(|e| e.to_string())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,

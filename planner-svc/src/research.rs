@@ -282,7 +282,8 @@ pub(crate) mod fixture {
             },
             ..PlannerSettings::default()
         };
-        let clients = Clients::connect_lazy(&settings).expect("valid URLs");
+        let clients =
+            Clients::connect_lazy(&settings, &ra_client::Credentials::none()).expect("valid URLs");
         let handle = SessionHandle::new(pb::ResearchStatus {
             research_id: ra_client::ids::EntityKind::Experiment.new_id(),
             ..Default::default()

@@ -69,7 +69,16 @@ where
     let config = load_config(defaults, args, std::env::vars())?;
     let server = config.server();
     if args.probe {
-        return probe(server.listen).await;
+        let address = match (server.health_listen, server.tls.enabled()) {
+            (Some(health), _) => health,
+            (None, false) => server.listen,
+            (None, true) => {
+                return Err(BinaryError::Probe(
+                    "server.tls is on: --probe asks the plaintext server.health_listen, which is not set".into(),
+                ));
+            }
+        };
+        return probe(address).await;
     }
     crate::telemetry::init_tracing(server.log_format, &server.log_filter);
     let listener = crate::server::bind(server)

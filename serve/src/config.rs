@@ -32,6 +32,19 @@ pub struct ServerSettings {
     pub max_message_bytes: usize,
     /// How long in-flight requests may run after a shutdown signal before they are dropped.
     pub shutdown_grace_seconds: u64,
+    /// A second, plaintext address serving only `grpc.health.v1` (for probes that cannot do
+    /// TLS or carry credentials, such as Kubernetes' native gRPC probes); `--probe` asks it.
+    #[serde(default)]
+    pub health_listen: Option<SocketAddr>,
+    /// TLS of this server (and client certificates of its callers).
+    #[serde(default)]
+    pub tls: crate::auth::TlsSettings,
+    /// Who may call this server.
+    #[serde(default)]
+    pub auth: crate::auth::AuthSettings,
+    /// What this service presents to the peers it calls (CA, client certificate, token).
+    #[serde(default)]
+    pub client: ra_client::ClientSettings,
 }
 
 impl ServerSettings {
@@ -43,6 +56,10 @@ impl ServerSettings {
             log_filter: "info".to_owned(),
             max_message_bytes: 16 * 1024 * 1024,
             shutdown_grace_seconds: 10,
+            health_listen: None,
+            tls: crate::auth::TlsSettings::default(),
+            auth: crate::auth::AuthSettings::default(),
+            client: ra_client::ClientSettings::default(),
         }
     }
 
@@ -61,6 +78,15 @@ impl ServerSettings {
                 self.shutdown_grace_seconds
             ));
         }
+        self.tls.validate()?;
+        self.auth.validate()?;
+        self.client.validate("server.client")?;
+        if self.health_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(format!(
+                "server.health_listen = {} is server.listen; use another port",
+                self.listen
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|error| {
             format!(
                 "server.log_filter {:?} is not a valid filter: {error}",
@@ -68,6 +94,13 @@ impl ServerSettings {
             )
         })?;
         Ok(())
+    }
+}
+
+impl ServerSettings {
+    /// The credentials this service presents to its peers, read from `[server.client]`.
+    pub fn client_credentials(&self) -> Result<ra_client::Credentials, String> {
+        ra_client::Credentials::from_settings(&self.client, "server.client")
     }
 }
 

@@ -6,11 +6,13 @@
 //! - [`telemetry`]: tracing, human-readable text or JSON.
 //! - [`server`]: binds, serves `grpc.health.v1` (NOT_SERVING until the service says it is ready),
 //!   server reflection v1 and v1alpha, one tracing span per request, and shuts down gracefully.
+//! - [`auth`]: TLS, bearer tokens and client certificates, and who may call which method.
 //! - [`peers`]: health that follows the peers a service needs (SERVING only while they are).
 //! - [`shutdown`]: SIGTERM/SIGINT as a future, and a token long streams watch to end early.
 //! - [`binary`]: the body every service binary's `main` shares.
 
 pub mod args;
+pub mod auth;
 pub mod binary;
 pub mod config;
 pub mod peers;

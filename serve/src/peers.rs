@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use ra_client::health::{ServingStatus, check as check_health};
+use ra_client::Credentials;
+use ra_client::health::{ServingStatus, check_with as check_health};
 
 use crate::server::ServiceHealth;
 use crate::shutdown::Shutdown;
@@ -20,10 +21,10 @@ pub struct Peer {
 }
 
 /// Why the peers are not all SERVING, `None` when they are.
-pub async fn peers_not_ready(peers: &[Peer]) -> Option<String> {
+pub async fn peers_not_ready(peers: &[Peer], credentials: &Credentials) -> Option<String> {
     let mut problems = Vec::new();
     for peer in peers {
-        match check_health(&peer.url, peer.service).await {
+        match check_health(&peer.url, peer.service, credentials).await {
             Ok(ServingStatus::Serving) => {}
             Ok(status) => problems.push(format!(
                 "{} at {} is {}",
@@ -43,13 +44,14 @@ pub async fn peers_not_ready(peers: &[Peer]) -> Option<String> {
 pub fn watch_peers(
     health: ServiceHealth,
     peers: Vec<Peer>,
+    credentials: Credentials,
     interval: Duration,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ready: Option<bool> = None;
         loop {
-            let problem = peers_not_ready(&peers).await;
+            let problem = peers_not_ready(&peers, &credentials).await;
             if shutdown.is_triggered() || health.is_draining() {
                 return;
             }

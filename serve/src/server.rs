@@ -23,6 +23,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot read the listener's address: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Auth(String),
 }
 
 /// HTTP/2 flow-control window per stream (the protocol default of 64 KiB throttles a stream of
@@ -84,6 +86,9 @@ pub struct GrpcServer {
     routes: Routes,
     services: Vec<String>,
     health: ServiceHealth,
+    /// The health service again, for the plaintext health listener.
+    health_service:
+        tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -98,7 +103,10 @@ impl GrpcServer {
     /// Starts with the given services (fully qualified names, for health and reflection), every
     /// one of them NOT_SERVING until [`ServiceHealth::set_serving`] is called.
     pub async fn new(routes: Routes, services: &[&str]) -> Self {
-        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let reporter = tonic_health::server::HealthReporter::new();
+        let health_service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(reporter.clone()),
+        );
         let health = ServiceHealth {
             reporter,
             services: services.iter().map(|s| (*s).to_owned()).collect(),
@@ -106,9 +114,10 @@ impl GrpcServer {
         };
         health.set_not_serving().await;
         Self {
-            routes: routes.add_service(health_service),
+            routes: routes.add_service(health_service.clone()),
             services: health.services.clone(),
             health,
+            health_service,
         }
     }
 
@@ -126,6 +135,13 @@ impl GrpcServer {
         settings: &ServerSettings,
         shutdown: Shutdown,
     ) -> Result<(), ServeError> {
+        let gate =
+            crate::auth::Gate::new(&settings.tls, &settings.auth).map_err(ServeError::Auth)?;
+        let tls = crate::auth::server_tls(&settings.tls).map_err(ServeError::Auth)?;
+        let health_server = match settings.health_listen {
+            Some(address) => Some(self.serve_health(address, shutdown.clone()).await?),
+            None => None,
+        };
         let reflection_v1 = reflection_builder(&self.services).build_v1()?;
         let reflection_v1alpha = reflection_builder(&self.services).build_v1alpha()?;
         let routes = self
@@ -134,7 +150,13 @@ impl GrpcServer {
             .add_service(reflection_v1alpha);
 
         let local_addr = listener.local_addr()?;
-        tracing::info!(address = %local_addr, services = ?self.services, "serving grpc");
+        tracing::info!(
+            address = %local_addr,
+            services = ?self.services,
+            tls = tls.is_some(),
+            authentication = gate.is_some(),
+            "serving grpc"
+        );
         let health = self.health.clone();
         let drain_signal = {
             let shutdown = shutdown.clone();
@@ -153,7 +175,11 @@ impl GrpcServer {
                 Ok(stream)
             })
         });
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
             .tcp_nodelay(true)
             // Large windows keep metric and artifact streams from stalling on flow control.
             .initial_stream_window_size(Some(HTTP2_STREAM_WINDOW_BYTES))
@@ -164,6 +190,8 @@ impl GrpcServer {
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 panic_response,
             ))
+            // Callers proved and checked before any handler runs (health stays open).
+            .layer(crate::auth::GateLayer(gate))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, drain_signal);
         let grace = Duration::from_secs(settings.shutdown_grace_seconds);
@@ -173,8 +201,38 @@ impl GrpcServer {
                 tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; dropping the requests still running");
             }
         }
+        if let Some(health_server) = health_server {
+            health_server.abort();
+        }
         tracing::info!(address = %local_addr, "server stopped");
         Ok(())
+    }
+
+    /// Serves only `grpc.health.v1`, in plaintext, on `address` until `shutdown`.
+    async fn serve_health(
+        &self,
+        address: std::net::SocketAddr,
+        shutdown: Shutdown,
+    ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+        let listener = TcpListener::bind(address).await.map_err(|error| {
+            std::io::Error::new(
+                error.kind(),
+                format!("cannot listen on server.health_listen {address}: {error}"),
+            )
+        })?;
+        tracing::info!(address = %listener.local_addr()?, "serving health checks (plaintext)");
+        let service = self.health_service.clone();
+        Ok(tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    shutdown.requested().await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the health listener stopped");
+            }
+        }))
     }
 }
 

@@ -113,12 +113,16 @@ impl Drop for Release {
     }
 }
 
-fn research(planner: &str, goal: &str, seed: &str) -> Command {
+fn research(planner: &str, auth: &Auth, goal: &str, seed: &str) -> Command {
     let mut command = Command::new(workspace_binary("research-agent"));
     command.args([
         "run",
         "--planner",
         planner,
+        "--ca-file",
+        &auth.ca.display().to_string(),
+        "--token-file",
+        &auth.token.display().to_string(),
         "--seed",
         seed,
         "--max-minutes",
@@ -127,6 +131,63 @@ fn research(planner: &str, goal: &str, seed: &str) -> Command {
         goal,
     ]);
     command
+}
+
+/// The release's CA and the researcher's token, taken from its generated Secret.
+struct Auth {
+    ca: PathBuf,
+    token: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Auth {
+    fn from_secret(release: &Release) -> Auth {
+        let dir = tempfile::tempdir().expect("a folder");
+        let key = |name: &str| {
+            let got = release.kubectl(&[
+                "get",
+                "secret",
+                "ra-research-agent-auth",
+                "-o",
+                &format!("jsonpath={{.data.{}}}", name.replace('.', "\\.")),
+            ]);
+            assert!(got.status.success(), "{}", text(&got));
+            let decoded = Command::new("base64")
+                .arg("-d")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().expect("stdin").write_all(&got.stdout)?;
+                    child.wait_with_output()
+                })
+                .expect("base64 -d");
+            assert!(decoded.status.success(), "{name}: {}", text(&decoded));
+            decoded.stdout
+        };
+        let ca = dir.path().join("ca.crt");
+        let token = dir.path().join("researcher.token");
+        std::fs::write(&ca, key("ca.crt")).expect("write the CA");
+        std::fs::write(&token, key("researcher.token")).expect("write the token");
+        Auth {
+            ca,
+            token,
+            _dir: dir,
+        }
+    }
+
+    fn credentials(&self) -> ra_client::Credentials {
+        ra_client::Credentials::from_settings(
+            &ra_client::ClientSettings {
+                ca_file: self.ca.clone(),
+                token_file: self.token.clone(),
+                ..ra_client::ClientSettings::default()
+            },
+            "test",
+        )
+        .expect("the researcher's credentials")
+    }
 }
 
 fn decided(said: &str) -> Option<String> {
@@ -185,7 +246,7 @@ async fn the_chart_runs_sessions_as_kubernetes_jobs_and_survives_a_sandbox_resta
             );
         }
     }
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..10).map(|_| free_port()).collect();
     let chart_dir = chart().display().to_string();
     let local_values = chart()
         .join("values-local-cluster.yaml")
@@ -216,6 +277,11 @@ async fn the_chart_runs_sessions_as_kubernetes_jobs_and_survives_a_sandbox_resta
         ("ports.sandbox", ports[2].to_string()),
         ("ports.dataset", ports[3].to_string()),
         ("ports.registry", ports[4].to_string()),
+        ("healthPorts.planner", ports[5].to_string()),
+        ("healthPorts.evaluator", ports[6].to_string()),
+        ("healthPorts.sandbox", ports[7].to_string()),
+        ("healthPorts.dataset", ports[8].to_string()),
+        ("healthPorts.registry", ports[9].to_string()),
         // Finished trial Jobs stay for the test to see.
         ("sandbox.trials.ttlSecondsAfterFinished", "3600".into()),
     ] {
@@ -235,19 +301,52 @@ async fn the_chart_runs_sessions_as_kubernetes_jobs_and_survives_a_sandbox_resta
         "helm install --wait: every pod Ready after {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let planner = format!("http://127.0.0.1:{}", ports[0]);
-    let registry_url = format!("http://127.0.0.1:{}", ports[4]);
+    let planner = format!("https://127.0.0.1:{}", ports[0]);
+    let registry_url = format!("https://127.0.0.1:{}", ports[4]);
+    let sandbox_url = format!("https://127.0.0.1:{}", ports[2]);
+    let auth = Auth::from_secret(&release);
+    let credentials = auth.credentials();
+
+    // TLS everywhere and callers checked: without a token the planner refuses; with the
+    // researcher's token the sandbox still does (it runs jobs for the evaluator alone).
+    let tls_only = ra_client::Credentials::from_settings(
+        &ra_client::ClientSettings {
+            ca_file: auth.ca.clone(),
+            ..ra_client::ClientSettings::default()
+        },
+        "test",
+    )
+    .expect("the CA");
+    let anonymous = ra_client::planner_with("planner", &planner, &tls_only)
+        .expect("a client")
+        .client()
+        .parse_goal(ra_proto::planner::v1::ParseGoalRequest { text: GOAL.into() })
+        .await;
+    assert_eq!(
+        anonymous.map(|_| ()).map_err(|s| s.code()),
+        Err(tonic::Code::Unauthenticated)
+    );
+    let researcher_at_sandbox = ra_client::sandbox_with("sandbox", &sandbox_url, &credentials)
+        .expect("a client")
+        .client()
+        .list_jobs(ra_proto::sandbox::v1::ListJobsRequest::default())
+        .await;
+    assert_eq!(
+        researcher_at_sandbox.map(|_| ()).map_err(|s| s.code()),
+        Err(tonic::Code::PermissionDenied)
+    );
 
     // A session through the planner: its trials are Jobs, and the registry has each of them.
     let started = Instant::now();
-    let session = research(&planner, GOAL, "3")
+    let session = research(&planner, &auth, GOAL, "3")
         .output()
         .expect("research-agent");
     let said = text(&session);
     let experiment =
         decided(&said).unwrap_or_else(|| panic!("no decision: {said}\n{}", release.diagnostics()));
     eprintln!("cluster session: {:.1} s", started.elapsed().as_secs_f64());
-    let registry = ra_client::registry("registry", &registry_url).expect("a registry client");
+    let registry = ra_client::registry_with("registry", &registry_url, &credentials)
+        .expect("a registry client");
     let trials = registry.trials(&experiment, "").await.expect("the trials");
     assert!(!trials.is_empty(), "{said}");
     let jobs = release.trial_jobs();
@@ -262,7 +361,7 @@ async fn the_chart_runs_sessions_as_kubernetes_jobs_and_survives_a_sandbox_resta
     }
 
     // A second, longer session; the sandbox pod is killed while its trials run.
-    let mut second = research(&planner, LONGER_GOAL, "5");
+    let mut second = research(&planner, &auth, LONGER_GOAL, "5");
     let child = second
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -84,8 +84,9 @@ fn every_rendered_object_is_valid_on_kubernetes_1_25_and_1_35() {
         .join("values-local-cluster.yaml")
         .display()
         .to_string();
-    let configurations: [(&str, Vec<&str>); 3] = [
+    let configurations: [(&str, Vec<&str>); 4] = [
         ("default values", vec![]),
+        ("without auth", vec!["--set", "auth.enabled=false"]),
         (
             "local cluster",
             vec!["-f", &local, "--set", "hostPathVolumes=/var/tmp/ra-volumes"],
@@ -135,13 +136,37 @@ fn rendered_values_reach_the_services_configuration() {
         return;
     }
     let defaults = render(&[]);
-    // Peers through their Services' names; native gRPC probes; hardened pods.
+    // Peers through their Services' names over TLS; native gRPC probes on the plaintext
+    // health ports; hardened pods.
     assert!(
         defaults
-            .contains(r#"registry_url = "http://ra-research-agent-registry.research.svc:50055""#),
+            .contains(r#"registry_url = "https://ra-research-agent-registry.research.svc:50055""#),
         "{defaults}"
     );
-    assert!(defaults.contains("grpc:\n"), "{defaults}");
+    assert!(
+        defaults.contains("grpc:\n              port: 50155"),
+        "{defaults}"
+    );
+    assert!(defaults.contains(r#"health_listen = "0.0.0.0:50155""#));
+    assert!(defaults.contains("kind: Secret"));
+    assert!(defaults.contains(r#"client_ca_file = "/etc/research-agent/auth/ca.crt""#));
+    // The sandbox runs jobs for the evaluator alone; the planner may only ask and check.
+    let sandbox = defaults
+        .split("sandbox.toml: |")
+        .nth(1)
+        .and_then(|rest| rest.split("evaluator.toml: |").next())
+        .expect("the sandbox's configuration");
+    assert!(
+        sandbox.contains("\"evaluator\" = [\"*\"]")
+            && sandbox.contains("\"planner\" = [\"GetCapabilities\", \"ValidateJob\"]")
+            && !sandbox.contains("researcher"),
+        "{sandbox}"
+    );
+    let plain = render(&["--set", "auth.enabled=false"]);
+    assert!(
+        plain.contains(r#"registry_url = "http://ra-research-agent-registry.research.svc:50055""#)
+    );
+    assert!(!plain.contains("kind: Secret") && !plain.contains("[server.tls]"));
     assert!(defaults.contains("readOnlyRootFilesystem: true"));
     assert!(defaults.contains("type: RuntimeDefault"));
     assert!(defaults.contains("drop: [ALL]") || defaults.contains("- ALL"));
@@ -152,7 +177,7 @@ fn rendered_values_reach_the_services_configuration() {
         .display()
         .to_string();
     let local = render(&["-f", &local, "--set", "hostPathVolumes=/var/tmp/ra-volumes"]);
-    assert!(local.contains(r#"registry_url = "http://127.0.0.1:31055""#));
+    assert!(local.contains(r#"registry_url = "https://127.0.0.1:31055""#));
     assert!(local.contains("--probe"));
     assert!(local.contains("hostNetwork: true"));
     assert!(local.contains("kind: PersistentVolume\n"));

@@ -249,7 +249,15 @@ async fn the_services_serve_from_their_images_on_a_private_network() {
         (evaluator, ra_proto::service_names::EVALUATOR),
         (planner, ra_proto::service_names::PLANNER),
     ] {
-        let answered = ra_client::health::check(&local(port), service).await;
+        // Any answer (their peers decide SERVING); a container still starting is waited for.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let answered = loop {
+            let answered = ra_client::health::check(&local(port), service).await;
+            if answered.is_ok() || std::time::Instant::now() >= deadline {
+                break answered;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         assert!(
             answered.is_ok(),
             "{service}: {answered:?}\n{}",

@@ -40,9 +40,32 @@ pub struct Connection {
     /// `serve SERVICE` that service's own file. `RA_*` variables layer over it, flags over both.
     #[arg(long, value_name = "FILE", env = "RA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// CA that signs the certificates of `https://` services (with --planner).
+    #[arg(long, value_name = "FILE", env = "RA_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key for services that identify callers by certificate.
+    #[arg(long, value_name = "FILE", requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
+    /// File holding the bearer token sent to the services (also `RA_TOKEN_FILE`).
+    #[arg(long, value_name = "FILE", env = "RA_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Connection {
+    /// The credentials these flags name (none: plaintext, no token).
+    pub(super) fn credentials(&self) -> anyhow::Result<ra_client::Credentials> {
+        let settings = ra_client::ClientSettings {
+            ca_file: self.ca_file.clone().unwrap_or_default(),
+            cert_file: self.cert_file.clone().unwrap_or_default(),
+            key_file: self.key_file.clone().unwrap_or_default(),
+            token_file: self.token_file.clone().unwrap_or_default(),
+        };
+        ra_client::Credentials::from_settings(&settings, "--ca-file/--cert-file/--token-file")
+            .map_err(anyhow::Error::msg)
+    }
+
     /// The embedded stack's options from these flags and the process environment.
     pub(super) fn stack_options(&self, log_filter: &str) -> StackOptions {
         StackOptions {

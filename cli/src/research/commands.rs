@@ -6,8 +6,9 @@ use super::*;
 /// Services for one command: the embedded stack (stopped at the end) or a remote planner.
 pub(super) struct Services {
     stack: Option<Stack>,
-    planner: PlannerServiceClient<Channel>,
+    planner: ra_client::PlannerClient,
     registry_url: String,
+    credentials: ra_client::Credentials,
 }
 
 impl Services {
@@ -22,14 +23,17 @@ impl Services {
                 (Some(stack), planner, registry)
             }
         };
-        let planner = PlannerServiceClient::connect(planner_url.clone())
+        let credentials = connection.credentials()?;
+        let planner = ra_client::planner_with("--planner", &planner_url, &credentials)?;
+        ra_client::health::check_with(&planner_url, ra_proto::service_names::PLANNER, &credentials)
             .await
-            .with_context(|| format!("connect to planner-svc at {planner_url}"))?
-            .max_decoding_message_size(64 << 20);
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("connect to planner-svc at {planner_url}"))?;
         Ok(Self {
             stack,
-            planner,
+            planner: planner.client(),
             registry_url,
+            credentials,
         })
     }
 
@@ -120,7 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::List { connection } => {
             let services = Services::open(&connection, &cli.log_filter).await?;
-            let outcome = list(&services.registry_url).await;
+            let outcome = list(&services.registry_url, &services.credentials).await;
             services.close().await?;
             outcome.map(|()| 0)
         }
@@ -219,7 +223,7 @@ pub(super) async fn start_and_follow(
 
 /// Follows a session's events to its end; Ctrl-C asks the planner to stop it (resumable).
 pub(super) async fn follow(
-    planner: &mut PlannerServiceClient<Channel>,
+    planner: &mut ra_client::PlannerClient,
     research_id: &str,
     json: bool,
 ) -> anyhow::Result<u8> {
@@ -266,10 +270,15 @@ pub(super) async fn follow(
     Ok(exit_code(finished.state()))
 }
 
-pub(super) async fn list(registry_url: &str) -> anyhow::Result<()> {
-    let mut client = RegistryServiceClient::connect(registry_url.to_owned())
+pub(super) async fn list(
+    registry_url: &str,
+    credentials: &ra_client::Credentials,
+) -> anyhow::Result<()> {
+    ra_client::health::check_with(registry_url, ra_proto::service_names::REGISTRY, credentials)
         .await
+        .map_err(anyhow::Error::msg)
         .with_context(|| format!("connect to registry-svc at {registry_url}"))?;
+    let mut client = ra_client::registry_with("--registry", registry_url, credentials)?.client();
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header([
         "research id",

@@ -31,19 +31,78 @@ app.kubernetes.io/component: {{ .component }}
 {{/* gRPC URL of a peer: (dict "ctx" $ "component" "registry"). */}}
 {{- define "ra.peer" -}}
 {{- $port := index .ctx.Values.ports .component -}}
+{{- $scheme := ternary "https" "http" .ctx.Values.auth.enabled -}}
 {{- if .ctx.Values.peerHost -}}
-{{- printf "http://%s:%v" .ctx.Values.peerHost $port -}}
+{{- printf "%s://%s:%v" $scheme .ctx.Values.peerHost $port -}}
 {{- else -}}
-{{- printf "http://%s-%s.%s.svc:%v" (include "ra.fullname" .ctx) .component .ctx.Release.Namespace $port -}}
+{{- printf "%s://%s-%s.%s.svc:%v" $scheme (include "ra.fullname" .ctx) .component .ctx.Release.Namespace $port -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the CA, the services' certificates and the tokens. */}}
+{{- define "ra.authSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "ra.fullname" .)) -}}
+{{- end -}}
+
+{{/* Who may call each service, as TOML: (dict "component" "sandbox"). */}}
+{{- define "ra.allow" -}}
+{{- if eq .component "sandbox" -}}
+"evaluator" = ["*"]
+"planner" = ["GetCapabilities", "ValidateJob"]
+{{- else if eq .component "planner" -}}
+"researcher" = ["*"]
+{{- else if eq .component "evaluator" -}}
+"planner" = ["*"]
+"researcher" = ["*"]
+{{- else -}}
+"planner" = ["*"]
+"evaluator" = ["*"]
+"researcher" = ["*"]
+{{- end -}}
+{{- end -}}
+
+{{/* The [server] section of a service's TOML: (dict "ctx" $ "component" "registry" "listen" "0.0.0.0"). */}}
+{{- define "ra.serverToml" -}}
+{{- $v := .ctx.Values -}}
+{{- $dir := "/etc/research-agent/auth" -}}
+[server]
+listen = "{{ .listen }}:{{ index $v.ports .component }}"
+log_format = {{ $v.logFormat | quote }}
+log_filter = {{ $v.logFilter | quote }}
+{{- if $v.auth.enabled }}
+health_listen = "{{ .listen }}:{{ index $v.healthPorts .component }}"
+
+[server.tls]
+cert_file = "{{ $dir }}/{{ .component }}.crt"
+key_file = "{{ $dir }}/{{ .component }}.key"
+client_ca_file = "{{ $dir }}/ca.crt"
+
+[server.auth]
+tokens_file = "{{ $dir }}/tokens"
+
+[server.auth.allow]
+{{ include "ra.allow" (dict "component" .component) }}
+{{- if or (eq .component "planner") (eq .component "evaluator") }}
+
+[server.client]
+ca_file = "{{ $dir }}/ca.crt"
+cert_file = "{{ $dir }}/{{ .component }}.crt"
+key_file = "{{ $dir }}/{{ .component }}.key"
+token_file = "{{ $dir }}/{{ .component }}.token"
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Startup, liveness and readiness probes: (dict "ctx" $ "component" "planner" "binary" "planner-svc"). */}}
 {{- define "ra.probes" -}}
 {{- $p := .ctx.Values.probes -}}
 {{- $handler := "" -}}
+{{- $port := index .ctx.Values.ports .component -}}
+{{- if .ctx.Values.auth.enabled -}}
+{{- $port = index .ctx.Values.healthPorts .component -}}
+{{- end -}}
 {{- if $p.grpc -}}
-{{- $handler = printf "grpc:\n  port: %v" (index .ctx.Values.ports .component) -}}
+{{- $handler = printf "grpc:\n  port: %v" $port -}}
 {{- else -}}
 {{- $handler = printf "exec:\n  command: [/usr/local/bin/%s, --probe]" .binary -}}
 {{- end -}}
