@@ -22,15 +22,26 @@ fn copied_alone() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 fn run(program: &Path, work: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(program)
-        .args(args)
-        .current_dir(work)
-        // Nothing of the build on PATH: only the system's programs.
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run research-agent")
+    // A copy just written may still be open in a child another test thread is forking (until
+    // that child's exec closes it): exec then fails with ETXTBSY for a moment. Try again.
+    let mut tries = 0;
+    loop {
+        let started = Command::new(program)
+            .args(args)
+            .current_dir(work)
+            // Nothing of the build on PATH: only the system's programs.
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .output();
+        match started {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            started => return started.expect("run research-agent"),
+        }
+    }
 }
 
 fn text(output: &Output) -> String {
