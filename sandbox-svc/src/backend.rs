@@ -42,12 +42,26 @@ pub struct RawExit {
     pub deadline_exceeded: bool,
 }
 
+impl RawExit {
+    /// The job never ran: the sandbox (or the cluster) could not set it up, for `why`.
+    pub fn setup_failed(why: impl Into<String>) -> Self {
+        Self {
+            setup_error: Some(why.into()),
+            ..Self::default()
+        }
+    }
+}
+
 /// A running job.
 pub struct Launched {
     pub output: mpsc::Receiver<(OutputStream, bytes::Bytes)>,
     pub exit: oneshot::Receiver<RawExit>,
     pub enforcement: Enforcement,
     pub control: Control,
+    /// Resolves once the job's program runs (or has ended without running), for backends where
+    /// that comes later than the launch (a Job's pod is scheduled, its image readied); `None`:
+    /// it runs already.
+    pub running: Option<oneshot::Receiver<()>>,
 }
 
 /// Backend-specific handle on a running job.

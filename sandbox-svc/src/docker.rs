@@ -224,6 +224,7 @@ impl DockerBackend {
                 latest,
                 sampler,
             }),
+            running: None,
         })
     }
 

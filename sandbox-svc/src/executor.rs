@@ -147,8 +147,20 @@ impl Executor {
     }
 
     /// The user and group jobs run as (and own their scratch folder).
-    fn job_user(&self) -> (u32, u32) {
-        (self.settings.process.uid, self.settings.process.gid)
+    /// Who owns the job's scratch: the user its program runs as on `backend`.
+    fn job_user(&self, backend: BackendKind) -> (u32, u32) {
+        match backend {
+            BackendKind::Kubernetes => {
+                let k = &self.settings.kubernetes;
+                (
+                    u32::try_from(k.run_as_user).unwrap_or(self.settings.process.uid),
+                    u32::try_from(k.run_as_group).unwrap_or(self.settings.process.gid),
+                )
+            }
+            BackendKind::Process | BackendKind::Docker => {
+                (self.settings.process.uid, self.settings.process.gid)
+            }
+        }
     }
 
     /// The configured default when `requested` is `None`.
@@ -191,7 +203,7 @@ impl Executor {
             ));
         }
         let limits = validation.effective_limits;
-        let (uid, gid) = self.job_user();
+        let (uid, gid) = self.job_user(backend);
         let work = match WorkDir::create(
             &self.settings.work_dir,
             job_id,
@@ -222,7 +234,7 @@ impl Executor {
         cancel: &CancellationToken,
         emit: &mut (dyn FnMut(Event) + Send),
     ) -> JobResult {
-        let prepared = match self.prepare(work, job, limits) {
+        let prepared = match self.prepare(work, job, backend, limits) {
             Ok(prepared) => prepared,
             Err(error) => return JobResult::rejected(error),
         };
@@ -254,6 +266,14 @@ impl Executor {
             Err(error) => return JobResult::rejected(error),
         };
         let enforcement = launched.enforcement.clone();
+        // `started` means the program runs: a Job's pod is scheduled and its container up.
+        if let Some(running) = launched.running.take() {
+            tokio::select! {
+                _ = running => {}
+                // Cancelled while waiting: the watch below sees it at once and kills.
+                () = cancel.cancelled() => {}
+            }
+        }
         emit(Event::Started(enforcement.clone()));
         let interval = Duration::from_millis(self.settings.sample_interval_ms);
         let mut watched = watch(&mut launched, limits, interval, cancel, emit).await;
@@ -299,9 +319,10 @@ impl Executor {
         &self,
         work: &WorkDir,
         job: &Job,
+        backend: BackendKind,
         limits: &crate::limits::Limits,
     ) -> Result<Prepared, String> {
-        let (uid, gid) = self.job_user();
+        let (uid, gid) = self.job_user(backend);
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), "/opt/ra:/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), SCRATCH_MOUNT.into()),

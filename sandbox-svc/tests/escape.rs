@@ -1,8 +1,15 @@
-//! The escape and fault suite, for both backends: each attack is a small hostile bash program
+//! The escape and fault suite, for every backend: each attack is a small hostile bash program
 //! run as an untrusted command job; each test asserts that the attack failed and that the host
 //! is unchanged (no connection, no file, no secret in the output, no process left behind).
-//! The Docker half needs a running Docker Engine: it skips loudly without one, and fails
-//! instead under `RA_REQUIRE_TEST_DEPS=1` (as in CI).
+//! The Docker half needs a running Docker Engine, the Kubernetes third a real cluster
+//! (`local-cluster up` and its `env`; its trial pods run on this machine's Docker): each skips
+//! loudly without, and fails instead under `RA_REQUIRE_TEST_DEPS=1` (as in CI).
+//!
+//! One attack depends on the cluster rather than the sandbox: a trial pod's network is its
+//! network plugin's, and only a plugin that enforces NetworkPolicies keeps the chart's
+//! deny-all policy. The local cluster has none, so there the connection to the host's bridge
+//! address is expected to succeed, and the test checks that the trial's record says so
+//! (`network_isolated: false`, from `sandbox.kubernetes.network_isolated`).
 
 mod common;
 
@@ -11,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::cluster::{TrialNamespace, Trials};
 use common::{
     HOST_SECRET_NAME, HOST_SECRET_VALUE, Options, Outcome, SandboxProcess, eventually,
     host_processes_with, run_job, script_job,
@@ -47,18 +55,59 @@ struct Attack {
     limits: ResourceLimits,
 }
 
-/// Starts the service for `backend`; `None` when Docker is needed and absent (after the loud
-/// skip, or the failure under RA_REQUIRE_TEST_DEPS).
-async fn service_for(backend: pb::Backend, root: &Path, test: &str) -> Option<SandboxProcess> {
+/// The service under test, and the cluster namespace its kubernetes backend uses (dropped
+/// after the service, which deletes its running Jobs as it stops).
+struct UnderTest {
+    service: SandboxProcess,
+    cluster: Option<(TrialNamespace, Trials)>,
+}
+
+impl UnderTest {
+    fn options(&self, backend: pb::Backend) -> Options {
+        Options {
+            docker: backend == pb::Backend::Docker,
+            kubernetes: self.cluster.as_ref().map(|(_, trials)| trials.clone()),
+            ..Options::default()
+        }
+    }
+
+    /// Nothing of the jobs is left in the cluster: no Job, no pod.
+    async fn cluster_is_clean(&self) -> Result<(), Vec<String>> {
+        let Some((namespace, _)) = &self.cluster else {
+            return Ok(());
+        };
+        if eventually(90, || namespace.jobs_and_pods().is_empty()).await {
+            Ok(())
+        } else {
+            Err(namespace.jobs_and_pods())
+        }
+    }
+}
+
+/// Starts the service for `backend`; `None` when Docker or a cluster is needed and absent
+/// (after the loud skip, or the failure under RA_REQUIRE_TEST_DEPS).
+async fn service_for(backend: pb::Backend, root: &Path, test: &str) -> Option<UnderTest> {
+    let cluster = if backend == pb::Backend::Kubernetes {
+        match Trials::create(root, test).await {
+            Ok(cluster) => Some(cluster),
+            Err(why) => {
+                ra_test_support::skip_or_fail(test, &format!("a Kubernetes cluster ({why})"));
+                return None;
+            }
+        }
+    } else {
+        None
+    };
     let options = Options {
         docker: backend == pb::Backend::Docker,
         max_concurrent_jobs: 2,
+        kubernetes: cluster.as_ref().map(|(_, trials)| trials.clone()),
         ..Options::default()
     };
     let service = SandboxProcess::start(root, &options).await;
-    if backend == pb::Backend::Docker {
+    if backend != pb::Backend::Process {
         let mut client = service.client().await;
-        let probe = script_job("probe.sh", "exit 0", limits(30), backend);
+        let probe = script_job("probe.sh", "exit 0", limits(60), backend);
         match client
             .run_job(pb::RunJobRequest {
                 job: Some(probe),
@@ -69,26 +118,45 @@ async fn service_for(backend: pb::Backend, root: &Path, test: &str) -> Option<Sa
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
                 ra_test_support::skip_or_fail(
                     test,
-                    &format!("the Docker Engine ({})", status.message()),
+                    &format!("the {backend:?} backend ({})", status.message()),
                 );
                 return None;
             }
-            Err(status) => panic!("the docker probe job was refused: {status}"),
+            Err(status) => panic!("the {backend:?} probe job was refused: {status}"),
             // Run the probe to its end, so that it is cleaned up before the test looks.
             Ok(stream) => {
                 let _: Vec<_> = stream.into_inner().collect().await;
             }
         }
     }
-    Some(service)
+    Some(UnderTest { service, cluster })
+}
+
+/// An address of this machine other than loopback that a job could try (Docker's bridge
+/// gateway, where containers and local-cluster pods have their network), if there is one.
+fn host_bridge_address() -> Option<String> {
+    let inspected = std::process::Command::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "bridge",
+            "--format",
+            "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&inspected.stdout)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(str::to_owned)
 }
 
 async fn escape_suite(backend: pb::Backend, test: &str) {
     let root = tempfile::tempdir().expect("tempdir");
-    let Some(service) = service_for(backend, root.path(), test).await else {
+    let Some(under) = service_for(backend, root.path(), test).await else {
         return;
     };
-    let mut client = service.client().await;
+    let mut client = under.service.client().await;
     let host = open_host_dir();
     let marker_file = host.path().join("marker");
     let secret_file = host.path().join("secret.txt");
@@ -99,8 +167,8 @@ async fn escape_suite(backend: pb::Backend, test: &str) {
     )
     .expect("chmod");
 
-    // A listener on the host's loopback that records any connection.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    // A listener on every host address that records any connection.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
         .await
         .expect("listener");
     let port = listener.local_addr().expect("address").port();
@@ -113,7 +181,7 @@ async fn escape_suite(backend: pb::Backend, test: &str) {
     });
 
     let tag = uuid::Uuid::now_v7().simple().to_string();
-    let attacks = vec![
+    let mut attacks = vec![
         Attack {
             name: "tcp-connect-host-loopback",
             script: format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo ESCAPED"),
@@ -184,6 +252,14 @@ async fn escape_suite(backend: pb::Backend, test: &str) {
         },
     ];
 
+    if let Some(address) = host_bridge_address() {
+        attacks.push(Attack {
+            name: "tcp-connect-host-bridge",
+            script: format!("exec 3<>/dev/tcp/{address}/{port} && echo CONNECTED"),
+            limits: limits(30),
+        });
+    }
+
     let mut table = Vec::new();
     for attack in &attacks {
         let name = format!("attack-{tag}-{}.sh", attack.name);
@@ -192,13 +268,29 @@ async fn escape_suite(backend: pb::Backend, test: &str) {
             script_job(&name, &attack.script, attack.limits, backend),
         )
         .await;
-        let contained = check_contained(attack.name, &outcome, &tag).await;
+        let reached = connected.swap(false, Ordering::SeqCst);
+        let isolated = outcome.started().is_some_and(|e| e.network_isolated);
+        let contained = if attack.name == "tcp-connect-host-bridge" && !isolated {
+            // Only the cluster's network plugin could have stopped it; the record says so.
+            assert_eq!(backend, pb::Backend::Kubernetes, "{}", attack.name);
+            format!(
+                "{}: the trial is recorded as not network-isolated",
+                if reached {
+                    "NOT contained (no NetworkPolicy enforcement on this cluster)"
+                } else {
+                    "contained by the cluster's network"
+                }
+            )
+        } else {
+            assert!(
+                !reached,
+                "{}: a job reached the host's network",
+                attack.name
+            );
+            check_contained(attack.name, &outcome, &tag).await
+        };
         table.push((attack.name, outcome.reason(), contained));
     }
-    assert!(
-        !connected.load(Ordering::SeqCst),
-        "a job reached the host's loopback"
-    );
     assert!(!marker_file.exists(), "a job wrote a host file");
     assert!(
         !Path::new(&format!("/usr/pwned-{tag}")).exists() && !Path::new("/pwned").exists(),
@@ -208,6 +300,15 @@ async fn escape_suite(backend: pb::Backend, test: &str) {
     for (name, reason, contained) in &table {
         eprintln!("  {name:<28} {reason:?}: {contained}");
     }
+    let jobs = root.path().join("jobs");
+    assert_eq!(
+        std::fs::read_dir(&jobs).map(Iterator::count).unwrap_or(0),
+        0,
+        "job folders left behind"
+    );
+    if let Err(left) = under.cluster_is_clean().await {
+        panic!("trial Jobs or pods left in the cluster: {left:?}");
+    }
 }
 
 /// Asserts the attack failed in the expected way; returns a line for the table.
@@ -216,7 +317,7 @@ async fn check_contained(name: &str, outcome: &Outcome, tag: &str) -> String {
     let result = outcome.result();
     for line in &logs {
         assert!(
-            !line.contains("ESCAPED"),
+            !line.contains("ESCAPED") && !line.contains("CONNECTED"),
             "{name}: the attack succeeded: {line}"
         );
         assert!(
@@ -227,10 +328,15 @@ async fn check_contained(name: &str, outcome: &Outcome, tag: &str) -> String {
     assert!(!result.message.contains(HOST_SECRET_VALUE));
     let reason = outcome.reason();
     match name {
+        // Kubernetes has no per-pod process limit (a node's podPidsLimit is the kubelet's): the
+        // bomb meets the memory limit or the timeout.
         "fork-bomb" => assert!(
             matches!(
                 reason,
-                ExitReason::Timeout | ExitReason::Failed | ExitReason::Killed
+                ExitReason::Timeout
+                    | ExitReason::Failed
+                    | ExitReason::Killed
+                    | ExitReason::OutOfMemory
             ),
             "{name}: {reason:?} {}",
             result.message
@@ -284,14 +390,23 @@ async fn docker_backend_contains_every_attack() {
     escape_suite(pb::Backend::Docker, "docker_backend_contains_every_attack").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_backend_contains_every_attack() {
+    escape_suite(
+        pb::Backend::Kubernetes,
+        "kubernetes_backend_contains_every_attack",
+    )
+    .await;
+}
+
 /// `kill -9` of sandbox-svc in the middle of a job, then a restart: no orphan process or
 /// container, the scratch folder removed.
 async fn service_killed_mid_job(backend: pb::Backend, test: &str) {
     let root = tempfile::tempdir().expect("tempdir");
-    let Some(mut service) = service_for(backend, root.path(), test).await else {
+    let Some(mut under) = service_for(backend, root.path(), test).await else {
         return;
     };
-    let mut client = service.client().await;
+    let mut client = under.service.client().await;
     let tag = uuid::Uuid::now_v7().simple().to_string();
     let name = format!("orphan-{tag}.sh");
     let mut stream = client
@@ -325,17 +440,10 @@ async fn service_killed_mid_job(backend: pb::Backend, test: &str) {
     assert!(!host_processes_with(&tag).is_empty(), "the job is running");
     let jobs = root.path().join("jobs");
     assert_eq!(std::fs::read_dir(&jobs).expect("jobs folder").count(), 1);
-    service.kill_hard();
+    under.service.kill_hard();
     drop(stream);
 
-    let restarted = SandboxProcess::start(
-        root.path(),
-        &Options {
-            docker: backend == pb::Backend::Docker,
-            ..Options::default()
-        },
-    )
-    .await;
+    let restarted = SandboxProcess::start(root.path(), &under.options(backend)).await;
     assert!(
         eventually(20, || host_processes_with(&tag).is_empty()).await,
         "orphans after the restart: {:?}",
@@ -360,6 +468,10 @@ async fn service_killed_mid_job(backend: pb::Backend, test: &str) {
             String::from_utf8_lossy(&listed.stdout).trim().is_empty(),
             "sandbox containers left after the restart"
         );
+    } else if backend == pb::Backend::Kubernetes {
+        if let Err(left) = under.cluster_is_clean().await {
+            panic!("trial Jobs or pods left after the restart: {left:?}");
+        }
     } else {
         // Every hierarchy's sandbox folders must have lost this job's group.
         let mut leftovers = Vec::new();
@@ -398,6 +510,15 @@ async fn docker_backend_survives_a_killed_service() {
     service_killed_mid_job(
         pb::Backend::Docker,
         "docker_backend_survives_a_killed_service",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_backend_survives_a_killed_service() {
+    service_killed_mid_job(
+        pb::Backend::Kubernetes,
+        "kubernetes_backend_survives_a_killed_service",
     )
     .await;
 }

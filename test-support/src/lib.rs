@@ -1,10 +1,13 @@
 //! What every package's tests share without linking any service: loud skips of missing tools
 //! and data (failures under `RA_REQUIRE_TEST_DEPS=1`), the shared datasets folder, free
-//! ports, health checks, and the workspace's binaries built on demand. Light on purpose: a
+//! ports, health checks, the workspace's binaries built on demand, and a namespace of a real
+//! Kubernetes cluster for the kubernetes backend ([`cluster`]). Light on purpose: a
 //! leaf crate's tests depend on this, not on `ra-integration-tests` (which links every
 //! service), so `cargo test -p sandbox-svc` builds sandbox-svc and what it needs.
 
 use std::path::PathBuf;
+
+pub mod cluster;
 
 pub use ra_client::health::{ServingStatus, WaitError, wait_serving};
 

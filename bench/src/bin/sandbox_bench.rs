@@ -3,7 +3,9 @@
 //! interleaved in one run. Prints a table with medians, ranges and ratios.
 //!
 //! `cargo run --release -p ra-bench --bin sandbox-bench` (as root, for the namespaces and
-//! cgroups; with a running Docker Engine for the docker rows).
+//! cgroups; with a running Docker Engine for the docker rows; `--kubernetes` adds the kubernetes
+//! backend's rows on the cluster of `KUBECONFIG`, e.g. `local-cluster up` + its `env`: trials
+//! as Jobs in a namespace of the benchmark's own, deleted at the end).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +21,10 @@ use ra_proto::sandbox::v1 as pb;
 use ra_proto::sandbox::v1::sandbox_service_client::SandboxServiceClient;
 use ra_serve::Shutdown;
 use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
+use ra_test_support::cluster::{DATASET_CLAIM, TrialNamespace, WORK_CLAIM};
 use sandbox_svc::SandboxConfig;
+use sandbox_svc::kubernetes::KubernetesSettings;
+use sandbox_svc::process::plan::TRAINER_MOUNT;
 use tonic::transport::Channel;
 
 #[derive(Debug, Parser)]
@@ -37,6 +42,10 @@ struct Args {
     /// Skip the docker rows.
     #[arg(long)]
     no_docker: bool,
+    /// Add the kubernetes rows (a cluster through KUBECONFIG, the trial image built with the
+    /// local Docker Engine, which the cluster's kubelet must use).
+    #[arg(long)]
+    kubernetes: bool,
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -208,6 +217,36 @@ async fn main() -> anyhow::Result<()> {
     config.sandbox.docker_enabled = !args.no_docker;
     config.sandbox.max_concurrent_jobs = 1;
     config.sandbox.policy.command_allowlist = vec!["bash".into()];
+    let cluster = if args.kubernetes {
+        let namespace = TrialNamespace::create(root.path(), "sandbox-bench")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let image = sandbox_svc::docker::DockerBackend::new(
+            &sandbox_svc::docker::DockerSettings::default(),
+            sandbox_svc::process::init::locate_binary("ra-trainer").as_deref(),
+            "sandbox-bench",
+        )
+        .await
+        .map_err(anyhow::Error::msg)?
+        .image()
+        .to_owned();
+        config.sandbox.kubernetes = KubernetesSettings {
+            enabled: true,
+            namespace: namespace.name.clone(),
+            image,
+            image_pull_policy: "Never".into(),
+            trainer_in_image: TRAINER_MOUNT.into(),
+            work_claim: WORK_CLAIM.into(),
+            work_root: root.path().to_owned(),
+            dataset_claim: DATASET_CLAIM.into(),
+            ttl_seconds_after_finished: 0,
+            network_isolated: false,
+            ..KubernetesSettings::default()
+        };
+        Some(namespace)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let shutdown = Shutdown::new();
@@ -227,6 +266,9 @@ async fn main() -> anyhow::Result<()> {
             Err(error) => eprintln!("docker rows skipped: {error}"),
         }
     }
+    if cluster.is_some() {
+        backends.push(pb::Backend::Kubernetes);
+    }
 
     let mut table = Table::new();
     table.load_preset(UTF8_FULL);
@@ -240,10 +282,10 @@ async fn main() -> anyhow::Result<()> {
             starts.push(start * 1e3);
             totals.push(total * 1e3);
         }
-        let target = if backend == pb::Backend::Process {
-            20.0
-        } else {
-            1_500.0
+        let target = match backend {
+            pb::Backend::Process => 20.0,
+            pb::Backend::Kubernetes => 5_000.0,
+            _ => 1_500.0,
         };
         let start = median(&mut starts);
         table.add_row([
@@ -331,5 +373,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{table}");
     shutdown.trigger();
+    // The namespace goes after the service (which deletes its Jobs as it stops).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(cluster);
     Ok(())
 }

@@ -14,7 +14,8 @@ pub mod status;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -64,6 +65,10 @@ pub struct KubernetesSettings {
     pub labels: BTreeMap<String, String>,
     pub run_as_user: i64,
     pub run_as_group: i64,
+    /// The cluster enforces a deny-all NetworkPolicy on trial pods (its network plugin
+    /// implements policies, and the release installs one). Recorded with each trial as its
+    /// network isolation; say `false` on a cluster without (a pod then has its plugin's network).
+    pub network_isolated: bool,
 }
 
 impl Default for KubernetesSettings {
@@ -85,6 +90,7 @@ impl Default for KubernetesSettings {
             labels: BTreeMap::new(),
             run_as_user: 65_532,
             run_as_group: 65_532,
+            network_isolated: true,
         }
     }
 }
@@ -147,6 +153,8 @@ pub struct KubernetesBackend {
     settings: KubernetesSettings,
     tolerations: Vec<Toleration>,
     dataset_root: PathBuf,
+    /// When expired finished Jobs were last looked for.
+    last_reap: Arc<Mutex<Instant>>,
 }
 
 impl std::fmt::Debug for KubernetesBackend {
@@ -186,6 +194,7 @@ impl KubernetesBackend {
             settings: settings.clone(),
             tolerations,
             dataset_root: dataset_root.to_owned(),
+            last_reap: Arc::new(Mutex::new(Instant::now())),
         };
         let reaped = backend.reap(Reap::Everything).await?;
         if reaped > 0 {
@@ -237,8 +246,20 @@ impl KubernetesBackend {
     }
 
     pub async fn launch(&self, launch: Launch<'_>) -> Result<Launched, String> {
-        // Clusters without the TTL controller (before 1.21) keep finished Jobs forever.
-        if let Err(error) = self.reap(Reap::Expired).await {
+        // Clusters without the TTL controller (before 1.21) keep finished Jobs forever: look for
+        // expired ones now and then, not at every launch.
+        let due = {
+            let mut last = self
+                .last_reap
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let due = last.elapsed() >= REAP_INTERVAL;
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        if due && let Err(error) = self.reap(Reap::Expired).await {
             tracing::warn!(%error, "cannot remove expired trial Jobs");
         }
         let name = job_name(&self.instance, &self.boot, launch.job_id);
@@ -283,7 +304,16 @@ impl KubernetesBackend {
             .map_err(kube_error("cannot create the trial's Job"))?;
         let (output_tx, output) = mpsc::channel(64);
         let (exit_tx, exit) = oneshot::channel();
-        let follower = tokio::spawn(follow(self.clone(), name.clone(), output_tx, exit_tx));
+        let (running_tx, running) = oneshot::channel();
+        let follower = tokio::spawn(follow(
+            self.clone(),
+            name.clone(),
+            Follow {
+                output: output_tx,
+                running: running_tx,
+                exit: exit_tx,
+            },
+        ));
         Ok(Launched {
             output,
             exit,
@@ -294,8 +324,8 @@ impl KubernetesBackend {
                 namespaces: ["mount", "pid", "network", "ipc", "uts"]
                     .map(str::to_owned)
                     .to_vec(),
-                // A deny-all NetworkPolicy (the chart's) where the cluster enforces policies.
-                network_isolated: true,
+                // A deny-all NetworkPolicy (the chart's), where the cluster enforces policies.
+                network_isolated: self.settings.network_isolated,
                 scratch: "volume".into(),
             },
             control: Control::Kubernetes(KubernetesControl {
@@ -304,6 +334,7 @@ impl KubernetesBackend {
                 delete_when_finished: self.settings.ttl_seconds_after_finished == 0,
                 follower,
             }),
+            running: Some(running),
         })
     }
 
@@ -357,6 +388,9 @@ impl KubernetesBackend {
     }
 }
 
+/// How often a launch looks for expired finished Jobs.
+const REAP_INTERVAL: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reap {
     Everything,
@@ -385,96 +419,86 @@ fn instance_label(namespace: &str, work_claim: &str) -> String {
     hex::encode(&digest[..8])
 }
 
-/// Follows one trial: waits for its container, streams its log, then reports its exit.
-async fn follow(
-    backend: KubernetesBackend,
-    name: String,
+/// Where a trial's follower reports: its output, the moment its container runs, its exit.
+struct Follow {
     output: mpsc::Sender<(OutputStream, bytes::Bytes)>,
+    running: oneshot::Sender<()>,
     exit: oneshot::Sender<RawExit>,
-) {
-    let started = backend
+}
+
+/// What the wait for a trial's container learns: the pod whose container runs (or already
+/// ran), or how the job ended without running.
+enum Start {
+    Running(String),
+    Ended(RawExit),
+}
+
+/// Follows one trial: waits for its container, streams its log, then reports its exit.
+async fn follow(backend: KubernetesBackend, name: String, to: Follow) {
+    let start = backend
         .wait_pod(&name, |pod, job| match pod.map(pod_state) {
-            Some(PodState::Waiting) | None => match job {
-                Some(job) => job_ended(job).map(Err),
-                // The Job itself is gone (cancelled).
-                None if pod.is_none() => Some(Err(RawExit {
-                    setup_error: Some("the trial's Job was deleted before it ran".into()),
-                    ..RawExit::default()
-                })),
-                None => None,
-            },
-            Some(PodState::Started) => Some(Ok(())),
             // Even an ended container has a log to read.
-            Some(PodState::Ended(_)) => Some(Ok(())),
-            Some(PodState::Unstartable(why)) => Some(Err(RawExit {
-                setup_error: Some(why),
-                ..RawExit::default()
-            })),
-        })
-        .await;
-    match started {
-        Ok(Ok(())) => {}
-        Ok(Err(ended)) => {
-            let _ = exit.send(ended);
-            return;
-        }
-        Err(error) => {
-            let _ = exit.send(RawExit {
-                setup_error: Some(error),
-                ..RawExit::default()
-            });
-            return;
-        }
-    }
-    stream_log(&backend, &name, &output).await;
-    drop(output);
-    let ended = backend
-        .wait_pod(&name, |pod, job| match pod.map(pod_state) {
-            Some(PodState::Ended(exit)) => Some(exit),
-            Some(PodState::Unstartable(why)) => Some(RawExit {
-                setup_error: Some(why),
-                ..RawExit::default()
-            }),
-            _ => match job {
-                Some(job) => job_ended(job),
-                None if pod.is_none() => Some(RawExit {
-                    signal: Some(9),
-                    ..RawExit::default()
-                }),
-                None => None,
-            },
+            Some(PodState::Started | PodState::Ended(_)) => pod
+                .and_then(|p| p.metadata.name.clone())
+                .map(Start::Running),
+            Some(PodState::Unstartable(exit)) => Some(Start::Ended(exit)),
+            Some(PodState::Waiting) | None => without_pod(pod, job, || {
+                RawExit::setup_failed("the trial's Job was deleted before it ran")
+            })
+            .map(Start::Ended),
         })
         .await
-        .unwrap_or_else(|error| RawExit {
-            setup_error: Some(error),
-            ..RawExit::default()
-        });
-    let _ = exit.send(ended);
+        .unwrap_or_else(|error| Start::Ended(RawExit::setup_failed(error)));
+    let _ = to.running.send(());
+    let pod = match start {
+        Start::Running(pod) => pod,
+        Start::Ended(exit) => {
+            let _ = to.exit.send(exit);
+            return;
+        }
+    };
+    stream_log(&backend, &pod, &to.output).await;
+    drop(to.output);
+    let ended = backend
+        .wait_pod(&name, |pod, job| match pod.map(pod_state) {
+            Some(PodState::Ended(exit) | PodState::Unstartable(exit)) => Some(exit),
+            // Deleted under it (cancelled): a kill.
+            _ => without_pod(pod, job, || RawExit {
+                signal: Some(9),
+                ..RawExit::default()
+            }),
+        })
+        .await
+        .unwrap_or_else(RawExit::setup_failed);
+    let _ = to.exit.send(ended);
+}
+
+/// When the pod does not tell: the Job's own end (its deadline, a failure), or `gone` when
+/// neither the Job nor a pod is left.
+fn without_pod(
+    pod: Option<&Pod>,
+    job: Option<&Job>,
+    gone: impl FnOnce() -> RawExit,
+) -> Option<RawExit> {
+    match job {
+        Some(job) => job_ended(job),
+        None if pod.is_none() => Some(gone()),
+        None => None,
+    }
 }
 
 /// The pod's log as it is written (stdout and stderr interleaved, as the kubelet keeps them).
 async fn stream_log(
     backend: &KubernetesBackend,
-    name: &str,
+    pod: &str,
     output: &mpsc::Sender<(OutputStream, bytes::Bytes)>,
 ) {
-    let selector = format!("{LABEL_JOB}={name}");
-    let Ok(pods) = backend
-        .pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-    else {
-        return;
-    };
-    let Some(pod) = pods.items.first().and_then(|p| p.metadata.name.clone()) else {
-        return;
-    };
     let params = LogParams {
         container: Some(manifest::CONTAINER.into()),
         follow: true,
         ..LogParams::default()
     };
-    let Ok(log) = backend.pods.log_stream(&pod, &params).await else {
+    let Ok(log) = backend.pods.log_stream(pod, &params).await else {
         return;
     };
     let mut log = Box::pin(log);

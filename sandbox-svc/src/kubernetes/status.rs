@@ -26,8 +26,8 @@ pub enum PodState {
     /// The container runs (or ran): its log can be read.
     Started,
     Ended(RawExit),
-    /// It will never start; why, in words.
-    Unstartable(String),
+    /// It will never start (the exit says why, in words).
+    Unstartable(RawExit),
 }
 
 pub fn pod_state(pod: &Pod) -> PodState {
@@ -52,24 +52,21 @@ pub fn pod_state(pod: &Pod) -> PodState {
     if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
         let reason = waiting.reason.as_deref().unwrap_or("");
         if UNSTARTABLE.contains(&reason) {
-            return PodState::Unstartable(format!(
+            return PodState::Unstartable(RawExit::setup_failed(format!(
                 "the trial pod cannot start its container: {reason}: {}",
                 waiting.message.as_deref().unwrap_or("no message")
-            ));
+            )));
         }
     }
     match status.phase.as_deref() {
-        Some("Failed") => PodState::Ended(RawExit {
-            setup_error: Some(format!(
-                "the trial pod failed before its container ran: {}",
-                status
-                    .message
-                    .as_deref()
-                    .or(status.reason.as_deref())
-                    .unwrap_or("no reason given")
-            )),
-            ..RawExit::default()
-        }),
+        Some("Failed") => PodState::Ended(RawExit::setup_failed(format!(
+            "the trial pod failed before its container ran: {}",
+            status
+                .message
+                .as_deref()
+                .or(status.reason.as_deref())
+                .unwrap_or("no reason given")
+        ))),
         _ => PodState::Waiting,
     }
 }
@@ -83,17 +80,14 @@ pub fn job_ended(job: &Job) -> Option<RawExit> {
     Some(if failed.reason.as_deref() == Some("DeadlineExceeded") {
         deadline_exit()
     } else {
-        RawExit {
-            setup_error: Some(format!(
-                "the trial's Job failed: {}",
-                failed
-                    .message
-                    .as_deref()
-                    .or(failed.reason.as_deref())
-                    .unwrap_or("no reason given")
-            )),
-            ..RawExit::default()
-        }
+        RawExit::setup_failed(format!(
+            "the trial's Job failed: {}",
+            failed
+                .message
+                .as_deref()
+                .or(failed.reason.as_deref())
+                .unwrap_or("no reason given")
+        ))
     })
 }
 
@@ -106,26 +100,18 @@ fn deadline_exit() -> RawExit {
 }
 
 fn exit_of(terminated: &ContainerStateTerminated) -> RawExit {
-    let oom_killed = terminated.reason.as_deref() == Some("OOMKilled");
     let code = terminated.exit_code;
-    let signal = terminated.signal.filter(|&s| s > 0);
-    match (signal, code) {
-        (Some(signal), _) => RawExit {
-            signal: Some(signal),
-            oom_killed,
-            ..RawExit::default()
-        },
+    let (signal, exit_code) = match terminated.signal.filter(|&s| s > 0) {
+        Some(signal) => (Some(signal), None),
         // 128 + the signal number, as the runtime reports a death by signal.
-        (None, 129..=192) => RawExit {
-            signal: Some(code - 128),
-            oom_killed,
-            ..RawExit::default()
-        },
-        (None, code) => RawExit {
-            exit_code: Some(code),
-            oom_killed,
-            ..RawExit::default()
-        },
+        None if (129..=192).contains(&code) => (Some(code - 128), None),
+        None => (None, Some(code)),
+    };
+    RawExit {
+        exit_code,
+        signal,
+        oom_killed: terminated.reason.as_deref() == Some("OOMKilled"),
+        ..RawExit::default()
     }
 }
 
@@ -205,9 +191,10 @@ mod tests {
             }))
         };
         assert_eq!(waiting("ContainerCreating"), PodState::Waiting);
-        let PodState::Unstartable(why) = waiting("ErrImageNeverPull") else {
+        let PodState::Unstartable(exit) = waiting("ErrImageNeverPull") else {
             panic!("an image that is never pulled must be unstartable");
         };
+        let why = exit.setup_error.unwrap_or_default();
         assert!(why.contains("ErrImageNeverPull") && why.contains("image not present"));
     }
 

@@ -209,6 +209,7 @@ impl ProcessBackend {
                 lifeline,
                 cgroup,
             }),
+            running: None,
         })
     }
 }

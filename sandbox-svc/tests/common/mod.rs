@@ -3,6 +3,8 @@
 //! directory, plus helpers to run jobs and read their events.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -30,6 +32,8 @@ pub struct Options {
     pub max_concurrent_jobs: u32,
     pub max_queued_jobs: u32,
     pub dataset_cache: Option<PathBuf>,
+    /// The kubernetes backend, in this namespace of a real cluster.
+    pub kubernetes: Option<cluster::Trials>,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             max_concurrent_jobs: 2,
             max_queued_jobs: 16,
             dataset_cache: None,
+            kubernetes: None,
         }
     }
 }
@@ -71,6 +76,7 @@ init_path = "{init}"
 
 [sandbox.policy]
 command_allowlist = ["bash"]
+{kubernetes}
 "#,
             root = root.display(),
             datasets = datasets.display(),
@@ -79,6 +85,11 @@ command_allowlist = ["bash"]
             concurrent = options.max_concurrent_jobs,
             queued = options.max_queued_jobs,
             init = env!("CARGO_BIN_EXE_ra-sandbox-init"),
+            kubernetes = options
+                .kubernetes
+                .as_ref()
+                .map(|k| k.sandbox_settings(root))
+                .unwrap_or_default(),
         );
         let config_file = root.join("sandbox.toml");
         std::fs::write(&config_file, config).expect("write the config");
@@ -88,6 +99,7 @@ command_allowlist = ["bash"]
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(std::env::var_os("KUBECONFIG").map(|v| ("KUBECONFIG", v)))
             .env(HOST_SECRET_NAME, HOST_SECRET_VALUE)
             .stdin(Stdio::null())
             .spawn()
