@@ -18,3 +18,4 @@ eval "$("$lc" env)"
 export RA_REQUIRE_TEST_DEPS=1
 cargo test -p ra-integration-tests --test cluster --test helm_chart -- --nocapture
 cargo test -p sandbox-svc --test kubernetes -- --nocapture
+cargo test -p sandbox-svc --test escape kubernetes -- --nocapture

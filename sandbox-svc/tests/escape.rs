@@ -132,23 +132,25 @@ async fn service_for(backend: pb::Backend, root: &Path, test: &str) -> Option<Un
     Some(UnderTest { service, cluster })
 }
 
-/// An address of this machine other than loopback that a job could try (Docker's bridge
-/// gateway, where containers and local-cluster pods have their network), if there is one.
-fn host_bridge_address() -> Option<String> {
-    let inspected = std::process::Command::new("docker")
-        .args([
-            "network",
-            "inspect",
-            "bridge",
-            "--format",
-            "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
-        ])
+/// This machine's addresses other than loopback (its interfaces, Docker's bridge among them,
+/// where containers and local-cluster pods have their network), which a job could try.
+fn host_addresses() -> Vec<String> {
+    let Ok(listed) = std::process::Command::new("ip")
+        .args(["-4", "-o", "address", "show"])
         .output()
-        .ok()?;
-    String::from_utf8_lossy(&inspected.stdout)
-        .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-        .map(str::to_owned)
+    else {
+        return Vec::new();
+    };
+    // "2: eth0    inet 192.0.2.2/24 brd …"
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace().skip_while(|w| *w != "inet").skip(1);
+            let address = words.next()?.split('/').next()?;
+            let parsed: std::net::Ipv4Addr = address.parse().ok()?;
+            (!parsed.is_loopback()).then(|| address.to_owned())
+        })
+        .collect()
 }
 
 async fn escape_suite(backend: pb::Backend, test: &str) {
@@ -252,11 +254,15 @@ async fn escape_suite(backend: pb::Backend, test: &str) {
         },
     ];
 
-    if let Some(address) = host_bridge_address() {
+    let addresses = host_addresses();
+    if !addresses.is_empty() {
         attacks.push(Attack {
-            name: "tcp-connect-host-bridge",
-            script: format!("exec 3<>/dev/tcp/{address}/{port} && echo CONNECTED"),
-            limits: limits(30),
+            name: "tcp-connect-host-addresses",
+            script: format!(
+                "for a in {}; do (exec 3<>/dev/tcp/$a/{port}) 2>/dev/null && echo CONNECTED $a; done; true",
+                addresses.join(" ")
+            ),
+            limits: limits(60),
         });
     }
 
@@ -270,7 +276,7 @@ async fn escape_suite(backend: pb::Backend, test: &str) {
         .await;
         let reached = connected.swap(false, Ordering::SeqCst);
         let isolated = outcome.started().is_some_and(|e| e.network_isolated);
-        let contained = if attack.name == "tcp-connect-host-bridge" && !isolated {
+        let contained = if attack.name == "tcp-connect-host-addresses" && !isolated {
             // Only the cluster's network plugin could have stopped it; the record says so.
             assert_eq!(backend, pb::Backend::Kubernetes, "{}", attack.name);
             format!(
