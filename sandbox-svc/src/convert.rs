@@ -185,6 +185,16 @@ pub fn capabilities_to_proto(executor: &crate::Executor) -> pb::Capabilities {
             .map(|t| t.display().to_string())
             .unwrap_or_default(),
         train_jobs_blocked_by: executor.train_jobs_blocked_by().unwrap_or_default(),
+        devices: executor
+            .devices
+            .on(executor.settings.backend)
+            .into_iter()
+            .map(|d| pb::DeviceCapability {
+                name: d.name,
+                available: d.available,
+                unavailable_reason: d.unavailable_reason,
+            })
+            .collect(),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Executor {
     pub docker: Result<DockerBackend, String>,
     pub kubernetes: Result<KubernetesBackend, String>,
     pub trainer: Option<PathBuf>,
+    /// The trainer's devices (asked once, at start).
+    pub devices: crate::devices::Devices,
 }
 
 impl Executor {
@@ -44,6 +46,7 @@ impl Executor {
             // A path that is not a file is no trainer; `train_jobs_blocked_by` says so.
             Some(settings.trainer_path.clone()).filter(|path| path.is_file())
         };
+        let devices = crate::devices::Devices::probe(trainer.as_deref()).await;
         let instance = instance_name(&settings.work_dir);
         let process = ProcessBackend::new(settings.process.clone(), &instance);
         if let Ok(backend) = &process {
@@ -78,6 +81,7 @@ impl Executor {
             docker,
             kubernetes,
             trainer,
+            devices,
         }
     }
 
@@ -360,10 +364,12 @@ impl Executor {
                 };
                 work.write_inputs(&[spec_file], uid, gid)?;
                 let threads = limits.cpu_millis.div_ceil(1_000).max(1);
+                // The device as chosen when the job was accepted (`auto` resolved).
                 let backend = match train.device.as_str() {
                     "libtorch" => "tch",
                     "libtorch-cuda" => "tch-cuda",
-                    _ => "flex",
+                    "" | "flex" => "flex",
+                    other => other,
                 };
                 let mut argv: Vec<String> = [
                     TRAINER_MOUNT,

@@ -65,7 +65,9 @@ impl From<JobsError> for Status {
             JobsError::Conflict(_) => Status::already_exists(message),
             JobsError::QueueFull(_) => Status::resource_exhausted(message),
             JobsError::NotFound(_) => Status::not_found(message),
-            JobsError::BackendUnavailable(_) => Status::failed_precondition(message),
+            JobsError::BackendUnavailable(_) | JobsError::DeviceUnavailable(_) => {
+                Status::failed_precondition(message)
+            }
         }
     }
 }

@@ -16,7 +16,8 @@ pub struct TrainJob {
     pub prepared_dataset_id: String,
     pub seed: u64,
     pub save_weights: bool,
-    /// Burn device: "", "flex", "libtorch" or "libtorch-cuda".
+    /// Training device: "" (flex), "flex", "libtorch", "libtorch-cuda", "cuda" or "auto"; a
+    /// job accepted by the queue carries the device chosen for it (`auto` resolved).
     pub device: String,
 }
 

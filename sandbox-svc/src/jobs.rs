@@ -11,9 +11,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::devices::DeviceRefusal;
 use crate::events::{BackendKind, Event, ExitReason, JobResult};
 use crate::executor::Executor;
-use crate::job::Job;
+use crate::job::{Job, JobKind};
 
 /// Log lines kept per job in its history; later ones are counted, not kept.
 const MAX_KEPT_LOG_EVENTS: usize = 10_000;
@@ -59,6 +60,8 @@ pub enum JobsError {
     Invalid(String),
     #[error("{0}")]
     BackendUnavailable(String),
+    #[error("the job is refused: {0}")]
+    DeviceUnavailable(String),
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +245,7 @@ impl Jobs {
             }
             None => uuid::Uuid::now_v7().to_string(),
         };
+        let mut job = job;
         let validation = self.executor.validate(&job);
         if !validation.ok() {
             let reasons: Vec<String> = validation
@@ -264,6 +268,19 @@ impl Jobs {
                 "the {} backend is unavailable: {why}",
                 kind.label()
             )));
+        }
+        // The device it runs on, `auto` resolved; one this sandbox lacks is refused before
+        // anything runs.
+        if let JobKind::Train(train) = &mut job.kind {
+            train.device = match self.executor.devices.choose(&train.device, kind) {
+                Ok(device) => device,
+                Err(refusal @ DeviceRefusal::Unknown(_)) => {
+                    return Err(JobsError::Invalid(refusal.to_string()));
+                }
+                Err(refusal @ DeviceRefusal::Unavailable { .. }) => {
+                    return Err(JobsError::DeviceUnavailable(refusal.to_string()));
+                }
+            };
         }
         let mut table = self.table();
         if let Some(existing) = table.jobs.get(&id) {

@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod config;
 pub mod convert;
+pub mod devices;
 pub mod docker;
 pub mod events;
 pub mod executor;

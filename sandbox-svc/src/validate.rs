@@ -135,16 +135,22 @@ fn check_train(
     if let Err(error) = job.train.validate() {
         violations.push(Violation::new("train_spec", error.to_string()));
     }
-    if !["", "flex", "libtorch", "libtorch-cuda"].contains(&job.device.as_str()) {
+    if !(job.device.is_empty()
+        || job.device == "auto"
+        || crate::devices::KNOWN.contains(&job.device.as_str()))
+    {
         violations.push(
             Violation::new(
                 "device",
                 format!(
-                    "device {:?} is unknown: use flex, libtorch or libtorch-cuda",
+                    "device {:?} is unknown: use auto, flex, libtorch, libtorch-cuda or cuda",
                     job.device
                 ),
             )
-            .with_values(job.device.clone(), "flex, libtorch, libtorch-cuda"),
+            .with_values(
+                job.device.clone(),
+                "auto, flex, libtorch, libtorch-cuda, cuda",
+            ),
         );
     }
     let budget = Budget {

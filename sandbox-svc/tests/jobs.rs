@@ -516,3 +516,86 @@ async fn bad_requests_get_clear_errors() {
         refused.message()
     );
 }
+
+/// The device a train job names: the capabilities list what the trainer has (asked once, at
+/// start), `auto` runs on the fastest of them, a device this trainer lacks is refused with what
+/// is missing before anything runs, and an unknown name is a bad request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_train_job_runs_on_a_device_it_has_and_is_refused_one_it_lacks() {
+    let (service, _root, dataset) = service(Options::default()).await;
+    let mut client = service.client().await;
+    let capabilities = client
+        .get_capabilities(pb::GetCapabilitiesRequest {})
+        .await
+        .expect("capabilities")
+        .into_inner();
+    let names: Vec<&str> = capabilities
+        .devices
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["libtorch-cuda", "cuda", "libtorch", "flex"]);
+    let device = |name: &str| {
+        capabilities
+            .devices
+            .iter()
+            .find(|d| d.name == name)
+            .cloned()
+            .expect("listed")
+    };
+    assert!(device("flex").available);
+    let cuda = device("cuda");
+    assert!(
+        !cuda.available && cuda.unavailable_reason.contains("CubeCL"),
+        "{cuda:?}"
+    );
+    let with_device = |name: &str| {
+        let mut job = train_job(&dataset, false);
+        if let Some(pb::job_spec::Kind::Train(train)) = &mut job.kind {
+            train.device = name.into();
+        }
+        job
+    };
+
+    let refused = client
+        .run_job(pb::RunJobRequest {
+            job: Some(with_device("cuda")),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no cuda here");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("device cuda is unavailable")
+            && refused.message().contains("CubeCL"),
+        "{}",
+        refused.message()
+    );
+    let unknown = client
+        .run_job(pb::RunJobRequest {
+            job: Some(with_device("tpu")),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown device");
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(
+        unknown.message().contains("\"tpu\""),
+        "{}",
+        unknown.message()
+    );
+    let listed = client
+        .list_jobs(pb::ListJobsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.jobs.is_empty(), "refused jobs ran: {listed:?}");
+
+    let outcome = run_job(&mut client, with_device("auto")).await;
+    assert_eq!(
+        outcome.reason(),
+        ExitReason::Completed,
+        "{}",
+        outcome.result().message
+    );
+}

@@ -51,6 +51,9 @@ enum Command {
     },
     /// Training throughput of the reference CNN and MLP against PyTorch, in one run.
     Bench(crate::bench::BenchOptions),
+    /// The training devices this trainer knows, fastest first, as JSON lines: each with whether
+    /// it can run on this machine and, when not, what is missing.
+    Devices,
     /// Validate a spec and print the per-layer shapes, parameters, FLOPs and memory.
     Validate {
         /// JSON file with {"model": …, "train": …}, or a bare ModelSpec.
@@ -206,6 +209,12 @@ where
             run_train(spec, data, seed, output, backend, verify_checksums).map(|()| true)
         }
         Command::Validate { spec } => run_validate(spec),
+        Command::Devices => {
+            for report in crate::backend::device_reports() {
+                print_record(&report);
+            }
+            Ok(true)
+        }
         Command::Bench(options) => {
             set_threads(options.threads);
             run_bench(&options).map(|()| true)

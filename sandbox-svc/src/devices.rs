@@ -1,0 +1,246 @@
+//! The training devices of this sandbox: what `ra-trainer devices` says it can run (asked once,
+//! when the service starts), per backend, and the choice a train job's `device` makes —
+//! `auto` resolved to the fastest one present, an unknown name told apart from a known device
+//! this sandbox lacks (which is a precondition, not a bad request).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::events::BackendKind;
+
+/// Every device name a train job may give, fastest first; "" means flex.
+pub const KNOWN: [&str; 4] = ["libtorch-cuda", "cuda", "libtorch", "flex"];
+
+/// One device and whether it can run here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DeviceReport {
+    pub name: String,
+    pub available: bool,
+    #[serde(default)]
+    pub unavailable_reason: String,
+}
+
+/// What the trainer said about its devices, or why it could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Devices {
+    reports: Vec<DeviceReport>,
+}
+
+/// Why a job's device cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceRefusal {
+    #[error("device {0:?} is unknown: use auto, flex, libtorch, libtorch-cuda or cuda")]
+    Unknown(String),
+    #[error("device {device} is unavailable on the {backend} backend: {why}")]
+    Unavailable {
+        device: String,
+        backend: &'static str,
+        why: String,
+    },
+}
+
+impl Devices {
+    /// Asks `trainer devices` (at most 30 s); without a trainer, or when it does not answer,
+    /// only flex is assumed (every trainer has it) and the others say why.
+    pub async fn probe(trainer: Option<&Path>) -> Self {
+        let Some(trainer) = trainer else {
+            return Self::flex_only("no trainer to ask");
+        };
+        let asked = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::process::Command::new(trainer)
+                // The multi-call research-agent is the trainer by this name.
+                .arg0("ra-trainer")
+                .arg("devices")
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await;
+        let output = match asked {
+            Ok(Ok(output)) if output.status.success() => output,
+            Ok(Ok(output)) => {
+                let said = String::from_utf8_lossy(&output.stderr);
+                return Self::flex_only(&format!(
+                    "`{} devices` failed ({}): {}",
+                    trainer.display(),
+                    output.status,
+                    said.trim()
+                ));
+            }
+            Ok(Err(error)) => {
+                return Self::flex_only(&format!("cannot run {}: {error}", trainer.display()));
+            }
+            Err(_) => {
+                return Self::flex_only(&format!(
+                    "`{} devices` did not answer within 30 s",
+                    trainer.display()
+                ));
+            }
+        };
+        Self::parse(&String::from_utf8_lossy(&output.stdout))
+    }
+
+    /// Reads the trainer's JSON lines; devices it does not mention are unavailable.
+    pub fn parse(lines: &str) -> Self {
+        let said: Vec<DeviceReport> = lines
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let reports = KNOWN
+            .iter()
+            .map(|name| {
+                said.iter()
+                    .find(|r| r.name == *name)
+                    .cloned()
+                    .unwrap_or_else(|| DeviceReport {
+                        name: (*name).to_owned(),
+                        available: *name == "flex",
+                        unavailable_reason: if *name == "flex" {
+                            String::new()
+                        } else {
+                            "this ra-trainer does not know the device".into()
+                        },
+                    })
+            })
+            .collect();
+        Self { reports }
+    }
+
+    fn flex_only(why: &str) -> Self {
+        Self {
+            reports: KNOWN
+                .iter()
+                .map(|name| DeviceReport {
+                    name: (*name).to_owned(),
+                    available: *name == "flex",
+                    unavailable_reason: if *name == "flex" {
+                        String::new()
+                    } else {
+                        why.to_owned()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// Each device on `backend`, fastest first. The docker and kubernetes backends run the
+    /// trainer from their image, which carries no LibTorch: there only Burn's own backends run.
+    pub fn on(&self, backend: BackendKind) -> Vec<DeviceReport> {
+        self.reports
+            .iter()
+            .map(|report| match backend {
+                BackendKind::Docker | BackendKind::Kubernetes
+                    if report.available && report.name.starts_with("libtorch") =>
+                {
+                    DeviceReport {
+                        available: false,
+                        unavailable_reason: format!(
+                            "the {} backend's trainer image carries no LibTorch",
+                            backend.label()
+                        ),
+                        ..report.clone()
+                    }
+                }
+                _ => report.clone(),
+            })
+            .collect()
+    }
+
+    /// The device a job asking for `requested` runs on with `backend`: `auto` → the fastest
+    /// available, "" → flex.
+    pub fn choose(&self, requested: &str, backend: BackendKind) -> Result<String, DeviceRefusal> {
+        let on = self.on(backend);
+        let pick = |report: &DeviceReport| -> Result<String, DeviceRefusal> {
+            if report.available {
+                Ok(report.name.clone())
+            } else {
+                Err(DeviceRefusal::Unavailable {
+                    device: report.name.clone(),
+                    backend: backend.label(),
+                    why: report.unavailable_reason.clone(),
+                })
+            }
+        };
+        match requested {
+            "auto" => on
+                .iter()
+                .find(|r| r.available)
+                .map(|r| r.name.clone())
+                .ok_or_else(|| DeviceRefusal::Unavailable {
+                    device: "auto".into(),
+                    backend: backend.label(),
+                    why: "no device is available".into(),
+                }),
+            "" => on
+                .iter()
+                .find(|r| r.name == "flex")
+                .map_or_else(|| Ok("flex".into()), pick),
+            name => match on.iter().find(|r| r.name == name) {
+                Some(report) => pick(report),
+                None => Err(DeviceRefusal::Unknown(name.to_owned())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLEX_AND_LIBTORCH: &str = r#"{"name":"libtorch-cuda","available":false,"unavailable_reason":"libtorch sees no CUDA device"}
+{"name":"cuda","available":false,"unavailable_reason":"not built"}
+{"name":"libtorch","available":true,"unavailable_reason":""}
+{"name":"flex","available":true,"unavailable_reason":""}
+"#;
+
+    #[test]
+    fn auto_takes_the_fastest_device_the_backend_has() {
+        let devices = Devices::parse(FLEX_AND_LIBTORCH);
+        assert_eq!(
+            devices.choose("auto", BackendKind::Process),
+            Ok("libtorch".into())
+        );
+        assert_eq!(
+            devices.choose("auto", BackendKind::Docker),
+            Ok("flex".into())
+        );
+        assert_eq!(devices.choose("", BackendKind::Process), Ok("flex".into()));
+    }
+
+    #[test]
+    fn a_missing_device_names_what_is_missing_and_an_unknown_one_is_told_apart() {
+        let devices = Devices::parse(FLEX_AND_LIBTORCH);
+        let refused = devices.choose("libtorch-cuda", BackendKind::Process);
+        assert!(
+            matches!(&refused, Err(DeviceRefusal::Unavailable { why, .. }) if why.contains("no CUDA device")),
+            "{refused:?}"
+        );
+        let refused = devices.choose("libtorch", BackendKind::Kubernetes);
+        assert!(
+            matches!(&refused, Err(DeviceRefusal::Unavailable { why, .. }) if why.contains("carries no LibTorch")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            devices.choose("tpu", BackendKind::Process),
+            Err(DeviceRefusal::Unknown("tpu".into()))
+        );
+    }
+
+    #[test]
+    fn an_old_or_silent_trainer_has_flex_only() {
+        let devices = Devices::parse("not json\n");
+        assert_eq!(
+            devices.choose("auto", BackendKind::Process),
+            Ok("flex".into())
+        );
+        assert!(matches!(
+            devices.choose("libtorch", BackendKind::Process),
+            Err(DeviceRefusal::Unavailable { .. })
+        ));
+        let none = Devices::flex_only("no trainer to ask");
+        assert_eq!(none.on(BackendKind::Process).len(), KNOWN.len());
+    }
+}
