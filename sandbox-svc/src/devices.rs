@@ -126,25 +126,30 @@ impl Devices {
         }
     }
 
-    /// Each device on `backend`, fastest first. The docker and kubernetes backends run the
-    /// trainer from their image, which carries no LibTorch: there only Burn's own backends run.
+    /// Each device on `backend`, fastest first. No backend can run a LibTorch trainer yet: the
+    /// docker and kubernetes backends run the trainer of their image, which carries no LibTorch,
+    /// and the process sandbox does not make the trainer's LibTorch libraries (in a Python venv,
+    /// outside its read-only paths) visible. There only Burn's own devices run.
     pub fn on(&self, backend: BackendKind) -> Vec<DeviceReport> {
         self.reports
             .iter()
-            .map(|report| match backend {
-                BackendKind::Docker | BackendKind::Kubernetes
-                    if report.available && report.name.starts_with("libtorch") =>
-                {
-                    DeviceReport {
-                        available: false,
-                        unavailable_reason: format!(
+            .map(|report| {
+                if report.available && report.name.starts_with("libtorch") {
+                    let why = match backend {
+                        BackendKind::Process => "the process sandbox does not yet make the trainer's LibTorch libraries visible (run ra-trainer --backend tch by hand)".to_owned(),
+                        BackendKind::Docker | BackendKind::Kubernetes => format!(
                             "the {} backend's trainer image carries no LibTorch",
                             backend.label()
                         ),
+                    };
+                    DeviceReport {
+                        available: false,
+                        unavailable_reason: why,
                         ..report.clone()
                     }
+                } else {
+                    report.clone()
                 }
-                _ => report.clone(),
             })
             .collect()
     }
@@ -199,10 +204,16 @@ mod tests {
     #[test]
     fn auto_takes_the_fastest_device_the_backend_has() {
         let devices = Devices::parse(FLEX_AND_LIBTORCH);
+        // The trainer has LibTorch, but no sandbox can load it yet.
         assert_eq!(
             devices.choose("auto", BackendKind::Process),
-            Ok("libtorch".into())
+            Ok("flex".into())
         );
+        let fast = Devices::parse(
+            r#"{"name":"cuda","available":true}
+{"name":"flex","available":true}"#,
+        );
+        assert_eq!(fast.choose("auto", BackendKind::Docker), Ok("cuda".into()));
         assert_eq!(
             devices.choose("auto", BackendKind::Docker),
             Ok("flex".into())
