@@ -95,15 +95,7 @@ impl Devices {
                 said.iter()
                     .find(|r| r.name == *name)
                     .cloned()
-                    .unwrap_or_else(|| DeviceReport {
-                        name: (*name).to_owned(),
-                        available: *name == "flex",
-                        unavailable_reason: if *name == "flex" {
-                            String::new()
-                        } else {
-                            "this ra-trainer does not know the device".into()
-                        },
-                    })
+                    .unwrap_or_else(|| assumed(name, "this ra-trainer does not know the device"))
             })
             .collect();
         Self { reports }
@@ -111,18 +103,7 @@ impl Devices {
 
     fn flex_only(why: &str) -> Self {
         Self {
-            reports: KNOWN
-                .iter()
-                .map(|name| DeviceReport {
-                    name: (*name).to_owned(),
-                    available: *name == "flex",
-                    unavailable_reason: if *name == "flex" {
-                        String::new()
-                    } else {
-                        why.to_owned()
-                    },
-                })
-                .collect(),
+            reports: KNOWN.iter().map(|name| assumed(name, why)).collect(),
         }
     }
 
@@ -179,15 +160,22 @@ impl Devices {
                     backend: backend.label(),
                     why: "no device is available".into(),
                 }),
-            "" => on
-                .iter()
-                .find(|r| r.name == "flex")
-                .map_or_else(|| Ok("flex".into()), pick),
+            "" => self.choose("flex", backend),
             name => match on.iter().find(|r| r.name == name) {
                 Some(report) => pick(report),
                 None => Err(DeviceRefusal::Unknown(name.to_owned())),
             },
         }
+    }
+}
+
+/// A device the trainer did not report on: flex (every trainer has it), or unavailable for `why`.
+fn assumed(name: &str, why: &str) -> DeviceReport {
+    let flex = name == "flex";
+    DeviceReport {
+        name: name.to_owned(),
+        available: flex,
+        unavailable_reason: if flex { String::new() } else { why.to_owned() },
     }
 }
 

@@ -227,7 +227,7 @@ impl Jobs {
     pub fn submit(
         &self,
         id: Option<String>,
-        job: Job,
+        mut job: Job,
         backend: Option<BackendKind>,
         labels: std::collections::BTreeMap<String, String>,
     ) -> Result<Arc<JobEntry>, JobsError> {
@@ -245,7 +245,6 @@ impl Jobs {
             }
             None => uuid::Uuid::now_v7().to_string(),
         };
-        let mut job = job;
         let validation = self.executor.validate(&job);
         if !validation.ok() {
             let reasons: Vec<String> = validation

@@ -34,9 +34,6 @@ impl Backend {
         }
     }
 
-    /// Every backend this trainer knows, fastest first (the order `auto` picks in).
-    pub const ALL: [Self; 3] = [Self::TchCuda, Self::Tch, Self::Flex];
-
     /// The device's name outside the trainer (requests, config, trial records).
     pub fn device_name(self) -> &'static str {
         match self {
@@ -57,46 +54,40 @@ impl Backend {
 }
 
 /// One line of `ra-trainer devices`: a device and whether it can run here.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceReport {
     pub name: String,
     pub available: bool,
     /// What is missing; empty when available.
-    #[serde(default)]
     pub unavailable_reason: String,
 }
 
-/// Devices known by name but not built into any trainer yet, with why.
-const NOT_BUILT: [(&str, &str); 1] = [(
-    "cuda",
-    "Burn's CubeCL CUDA backend is not built into this ra-trainer",
-)];
-
-/// Every device, fastest first, each tried here (LibTorch asked for its CUDA devices).
-pub fn device_reports() -> Vec<DeviceReport> {
-    let mut reports: Vec<DeviceReport> = Backend::ALL
-        .iter()
-        .map(|backend| {
-            let outcome = backend.device().map(|_| ());
-            DeviceReport {
-                name: backend.device_name().to_owned(),
-                available: outcome.is_ok(),
-                unavailable_reason: outcome.err().map(|e| e.to_string()).unwrap_or_default(),
-            }
-        })
-        .collect();
-    // CubeCL's CUDA sits between LibTorch's CUDA and the CPU backends in speed.
-    for (name, why) in NOT_BUILT {
-        reports.insert(
-            1,
-            DeviceReport {
-                name: name.to_owned(),
-                available: false,
-                unavailable_reason: why.to_owned(),
-            },
-        );
+impl DeviceReport {
+    /// A backend of this trainer, tried here (LibTorch asked for its CUDA devices).
+    fn tried(backend: Backend) -> Self {
+        let outcome = backend.device().map(|_| ());
+        Self {
+            name: backend.device_name().to_owned(),
+            available: outcome.is_ok(),
+            unavailable_reason: outcome.err().map(|e| e.to_string()).unwrap_or_default(),
+        }
     }
-    reports
+}
+
+/// Every device, fastest first: LibTorch's CUDA, Burn's CubeCL CUDA (known by name, not built
+/// into any trainer yet), LibTorch on the CPU, flex.
+pub fn device_reports() -> Vec<DeviceReport> {
+    vec![
+        DeviceReport::tried(Backend::TchCuda),
+        DeviceReport {
+            name: "cuda".into(),
+            available: false,
+            unavailable_reason: "Burn's CubeCL CUDA backend is not built into this ra-trainer"
+                .into(),
+        },
+        DeviceReport::tried(Backend::Tch),
+        DeviceReport::tried(Backend::Flex),
+    ]
 }
 
 /// Sizes the CPU thread pools (rayon for flex, LibTorch's intra-op pool for tch); call once,
