@@ -68,6 +68,10 @@ pub struct QuickArgs {
     /// Memory limit per seed, MiB.
     #[arg(long)]
     pub memory_mib: Option<u64>,
+    /// Training device: auto (the fastest the sandbox has), libtorch-cuda, cuda, libtorch or
+    /// flex; the evaluator's default (`[evaluator] device`, flex) otherwise.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ra_spec::device::CHOICES))]
+    pub device: Option<String>,
     /// Use a running evaluator-svc instead of starting the services here.
     #[arg(long)]
     pub evaluator: Option<String>,
@@ -220,6 +224,7 @@ async fn evaluate(
         target: Some(target),
         confidence: args.confidence,
         limits,
+        device: args.device.clone().unwrap_or_default(),
         ..Default::default()
     };
     let mut client = EvaluatorServiceClient::connect(evaluator_url.to_owned())
@@ -426,6 +431,7 @@ pub fn result_json(result: &pb::EvaluationResult, prepared_id: &str, model_name:
             "seed": seed.seed,
             "trial_id": seed.trial_id,
             "state": state_name(seed.state),
+            "device": seed.device,
             "final_metrics": seed.final_metrics.iter().map(|(k, v)| (k.clone(), number(*v))).collect::<serde_json::Map<_, _>>(),
             "wall_seconds": seed.usage.map(|u| u.wall_seconds),
             "message": seed.message,
@@ -436,11 +442,20 @@ pub fn result_json(result: &pb::EvaluationResult, prepared_id: &str, model_name:
 fn print_tables(result: &pb::EvaluationResult, metric: &str) {
     let mut seeds = Table::new();
     seeds.load_preset(UTF8_FULL_CONDENSED);
-    seeds.set_header(["seed", "state", metric, "wall s", "peak RSS MiB", "note"]);
+    seeds.set_header([
+        "seed",
+        "device",
+        "state",
+        metric,
+        "wall s",
+        "peak RSS MiB",
+        "note",
+    ]);
     for seed in &result.seeds {
         let usage = seed.usage.unwrap_or_default();
         seeds.add_row([
             seed.seed.to_string(),
+            seed.device.clone(),
             state_name(seed.state).to_owned(),
             cell(seed.final_metrics.get(metric).copied().unwrap_or(f64::NAN)),
             format!("{:.1}", usage.wall_seconds),

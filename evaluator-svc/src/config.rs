@@ -1,5 +1,5 @@
 //! evaluator-svc's configuration: the shared `[server]` section and `[evaluator]` (the peers'
-//! addresses, how many seeds run at once, retries, and the default early-stopping rule).
+//! addresses, how many seeds run at once, the sandbox backend and training device, retries).
 
 use ra_serve::{ServerSettings, ServiceConfig};
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,9 @@ pub struct EvaluatorSettings {
     /// Sandbox backend for the jobs: "" (the sandbox's default), "process", "docker" or
     /// "kubernetes".
     pub backend: String,
+    /// Training device of requests that name none: "flex", "libtorch", "libtorch-cuda",
+    /// "cuda" or "auto" (the fastest one the sandbox has).
+    pub device: String,
     pub retry: RetrySettings,
 }
 
@@ -37,6 +40,7 @@ impl Default for EvaluatorSettings {
             max_parallel_seeds: 8,
             max_seeds: 100,
             backend: String::new(),
+            device: ra_spec::device::DEFAULT.into(),
             retry: RetrySettings::default(),
         }
     }
@@ -91,6 +95,7 @@ impl ServiceConfig for EvaluatorConfig {
                 settings.backend
             ));
         }
+        ra_spec::device::check("evaluator.device", &settings.device, false)?;
         settings.retry.validate("evaluator.retry")?;
         Ok(())
     }

@@ -107,7 +107,8 @@ impl Evaluator {
             id => Some(self.ledger.candidate(id).await?),
         };
         let (model, train) = specs(&plan, recorded.as_ref())?;
-        self.check_job(&model, &train, &prepared_dataset_id, &plan)
+        let device = self
+            .check_job(&model, &train, &prepared_dataset_id, &plan)
             .await?;
         let candidate = match recorded {
             Some(candidate) => candidate,
@@ -142,6 +143,7 @@ impl Evaluator {
             prepared_dataset_id,
             limits: plan.limits,
             backend: self.backend(),
+            device,
             goal: plan.goal.clone(),
             pruning: plan.pruning,
             curves: Arc::clone(&self.curves),
@@ -250,14 +252,21 @@ impl Evaluator {
             .map_err(EvaluatorError::from)
     }
 
-    /// The sandbox's static checks (shapes against the dataset, budgets, limits).
+    /// The sandbox's static checks (shapes against the dataset, budgets, limits) and the
+    /// device every seed trains on: the request's, or `evaluator.device`, as the sandbox
+    /// resolves it on the evaluator's backend (`auto` → the fastest present). A device the
+    /// sandbox lacks comes back FAILED_PRECONDITION, before any record is created.
     async fn check_job(
         &self,
         model: &common::ModelSpec,
         train: &common::TrainSpec,
         prepared_dataset_id: &str,
         plan: &Plan,
-    ) -> Result<(), EvaluatorError> {
+    ) -> Result<String, EvaluatorError> {
+        let device = match plan.device.as_str() {
+            "" => self.settings.device.clone(),
+            requested => requested.to_owned(),
+        };
         let request = sb::ValidateJobRequest {
             job: Some(sb::JobSpec {
                 kind: Some(sb::job_spec::Kind::Train(sb::TrainJob {
@@ -266,7 +275,7 @@ impl Evaluator {
                     prepared_dataset_id: prepared_dataset_id.to_owned(),
                     seed: 0,
                     save_weights: false,
-                    device: String::new(),
+                    device: device.clone(),
                 })),
                 limits: plan.limits,
                 backend: self.backend() as i32,
@@ -283,7 +292,11 @@ impl Evaluator {
             .await?
             .into_inner();
         if report.ok {
-            return Ok(());
+            // A sandbox that does not say (older than devices) is asked for the device as sent.
+            return Ok(match report.device.as_str() {
+                "" => device,
+                resolved => resolved.to_owned(),
+            });
         }
         let problems: Vec<String> = report
             .violations

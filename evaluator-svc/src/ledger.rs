@@ -86,8 +86,13 @@ impl Ledger {
         .await
     }
 
-    /// A PENDING trial of `seed` whose sandbox job id is the trial id.
-    pub async fn create_trial(&self, candidate_id: &str, seed: u64) -> Result<reg::Trial, Status> {
+    /// A PENDING trial of `seed` on `device` whose sandbox job id is the trial id.
+    pub async fn create_trial(
+        &self,
+        candidate_id: &str,
+        seed: u64,
+        device: &str,
+    ) -> Result<reg::Trial, Status> {
         let id = EntityKind::Trial.new_id();
         let request = reg::CreateTrialRequest {
             id: id.clone(),
@@ -95,6 +100,7 @@ impl Ledger {
             seed,
             state: common::TrialState::Pending as i32,
             job_id: id.clone(),
+            device: device.to_owned(),
         };
         self.create_once(
             |mut c| {

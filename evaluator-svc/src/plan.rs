@@ -89,6 +89,8 @@ pub struct Plan {
     pub limits: Option<common::ResourceLimits>,
     pub failure_policy: FailurePolicy,
     pub pruning: Option<PruningRule>,
+    /// The requested training device; "" for the configured default.
+    pub device: String,
 }
 
 fn invalid(message: impl Into<String>) -> EvaluatorError {
@@ -139,6 +141,7 @@ pub fn plan(request: pb::EvaluateRequest, max_seeds: u32) -> Result<Plan, Evalua
         Some(rule) if rule.enabled => Some(pruning_rule(&rule)?),
         _ => None,
     };
+    ra_spec::device::check("device", &request.device, true).map_err(invalid)?;
     for (field, id) in [
         ("experiment_id", &request.experiment_id),
         ("candidate_id", &request.candidate_id),
@@ -162,6 +165,7 @@ pub fn plan(request: pb::EvaluateRequest, max_seeds: u32) -> Result<Plan, Evalua
         limits: request.limits,
         failure_policy,
         pruning,
+        device: request.device,
     })
 }
 

@@ -234,6 +234,7 @@ pub fn seed_result(trial: reg::Trial) -> pb::SeedResult {
         final_metrics: trial.final_metrics,
         usage: trial.usage,
         message: trial.message,
+        device: trial.device,
     }
 }
 

@@ -40,6 +40,8 @@ pub struct SeedContext {
     pub prepared_dataset_id: String,
     pub limits: Option<common::ResourceLimits>,
     pub backend: sb::Backend,
+    /// The training device every seed runs on, as the sandbox resolved it.
+    pub device: String,
     pub goal: Goal,
     pub pruning: Option<PruningRule>,
     pub curves: Arc<CurveBook>,
@@ -77,7 +79,7 @@ impl SeedContext {
                 prepared_dataset_id: self.prepared_dataset_id.clone(),
                 seed,
                 save_weights: false,
-                device: String::new(),
+                device: self.device.clone(),
             })),
             limits: self.limits,
             backend: self.backend as i32,
@@ -175,7 +177,10 @@ impl SeedContext {
     ) -> Result<pb::SeedResult, EvaluatorError> {
         let (trial_id, job_id) = match adopted {
             None => {
-                let trial = self.ledger.create_trial(&self.candidate_id, seed).await?;
+                let trial = self
+                    .ledger
+                    .create_trial(&self.candidate_id, seed, &self.device)
+                    .await?;
                 (trial.id.clone(), trial.id)
             }
             Some(trial_id) => {
@@ -402,6 +407,7 @@ impl SeedContext {
             final_metrics,
             usage: result.usage,
             message,
+            device: self.device.clone(),
         };
         self.emit(pb::evaluate_event::Event::SeedFinished(seed_result.clone()))
             .await;

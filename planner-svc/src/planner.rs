@@ -143,6 +143,7 @@ impl Planner {
                 stopping.percentile
             )));
         }
+        ra_spec::device::check("device", &request.device, true).map_err(invalid)?;
         let max_epochs = match request.max_epochs {
             0 => defaults.max_epochs,
             n if n > ra_spec::train::MAX_EPOCHS => {
@@ -164,6 +165,7 @@ impl Planner {
             limits: request.limits,
             early_stopping: request.early_stopping,
             planner_version: env!("CARGO_PKG_VERSION").into(),
+            device: request.device.clone(),
         })
     }
 

@@ -27,6 +27,10 @@ pub struct SessionConfig {
     #[serde(default, with = "proto_json")]
     pub early_stopping: Option<ev::EarlyStopping>,
     pub planner_version: String,
+    /// Training device of every evaluation; "" for the evaluator's default. Absent in the
+    /// configurations of sessions started before devices could be chosen.
+    #[serde(default)]
+    pub device: String,
 }
 
 impl SessionConfig {

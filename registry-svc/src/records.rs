@@ -252,6 +252,7 @@ impl Store {
             },
         };
         validate::bounded_line("job_id", &request.job_id, validate::MAX_NAME_CHARS)?;
+        validate::bounded_line("device", &request.device, validate::MAX_WORD_CHARS)?;
         let trial = self.write(|write| {
             let candidate = self.get_candidate(&candidate_id)?;
             let key = keys::trial(&id);
@@ -275,6 +276,7 @@ impl Store {
                 seed: request.seed,
                 state: state as i32,
                 job_id: request.job_id,
+                device: request.device,
                 created_at: Some(write.now),
                 started_at: (state == TrialState::Running).then_some(write.now),
                 ..Default::default()

@@ -24,6 +24,10 @@ pub struct Launch<'a> {
     pub dataset_dir: Option<PathBuf>,
     /// Host path of `ra-trainer` for train jobs.
     pub trainer: Option<PathBuf>,
+    /// A train job on a CUDA device (`libtorch-cuda`, `cuda`): it needs the host's GPUs.
+    pub gpu: bool,
+    /// The GPU it was given, when the host lists its GPUs (all of them otherwise).
+    pub gpu_index: Option<u32>,
     pub limits: Limits,
 }
 

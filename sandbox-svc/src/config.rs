@@ -32,6 +32,9 @@ pub struct SandboxSettings {
     pub trainer_path: PathBuf,
     /// Jobs running at once; 0: the number of cores.
     pub max_concurrent_jobs: u32,
+    /// GPU jobs (train jobs on libtorch-cuda or cuda) running at once on each GPU the host lists
+    /// (`nvidia-smi`); the others wait in order.
+    pub jobs_per_gpu: u32,
     /// Jobs waiting beyond the running ones before SubmitJob answers RESOURCE_EXHAUSTED.
     pub max_queued_jobs: u32,
     /// Finished jobs kept for GetJob / ListJobs / WatchJob (oldest forgotten first).
@@ -76,6 +79,7 @@ impl Default for SandboxSettings {
             dataset_cache_dir: PathBuf::from(".research-agent/datasets"),
             trainer_path: PathBuf::new(),
             max_concurrent_jobs: 0,
+            jobs_per_gpu: 1,
             max_queued_jobs: 256,
             max_finished_jobs: 1_000,
             sample_interval_ms: 1_000,
@@ -139,6 +143,12 @@ impl ServiceConfig for SandboxConfig {
         }
         if sandbox.max_finished_jobs == 0 {
             return Err("sandbox.max_finished_jobs must be above 0".into());
+        }
+        if !(1..=64).contains(&sandbox.jobs_per_gpu) {
+            return Err(format!(
+                "sandbox.jobs_per_gpu = {} must be in 1..=64",
+                sandbox.jobs_per_gpu
+            ));
         }
         sandbox.kubernetes.check(&sandbox.work_dir)?;
         sandbox

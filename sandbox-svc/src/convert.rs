@@ -135,6 +135,7 @@ pub fn report_to_proto(validation: &Validation) -> pb::ValidationReport {
                     .collect()
             })
             .unwrap_or_default(),
+        device: String::new(),
         effective_limits: Some(limits_to_proto(&validation.effective_limits)),
     }
 }
@@ -195,6 +196,17 @@ pub fn capabilities_to_proto(executor: &crate::Executor) -> pb::Capabilities {
                 unavailable_reason: d.unavailable_reason,
             })
             .collect(),
+        gpus: executor
+            .gpus
+            .gpus()
+            .iter()
+            .map(|gpu| pb::Gpu {
+                index: gpu.index,
+                name: gpu.name.clone(),
+                memory_bytes: gpu.memory_bytes,
+            })
+            .collect(),
+        jobs_per_gpu: executor.settings.jobs_per_gpu,
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::events::BackendKind;
 
 /// Every device name a train job may give, fastest first; "" means flex.
-pub const KNOWN: [&str; 4] = ["libtorch-cuda", "cuda", "libtorch", "flex"];
+pub use ra_spec::device::NAMES as KNOWN;
 
 /// One device and whether it can run here.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -31,7 +31,7 @@ pub struct Devices {
 /// Why a job's device cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceRefusal {
-    #[error("device {0:?} is unknown: use auto, flex, libtorch, libtorch-cuda or cuda")]
+    #[error("{}", ra_spec::device::check("device", .0, true).err().unwrap_or_default())]
     Unknown(String),
     #[error("device {device} is unavailable on the {backend} backend: {why}")]
     Unavailable {
@@ -107,22 +107,19 @@ impl Devices {
         }
     }
 
-    /// Each device on `backend`, fastest first. No backend can run a LibTorch trainer yet: the
-    /// docker and kubernetes backends run the trainer of their image, which carries no LibTorch,
-    /// and the process sandbox does not make the trainer's LibTorch libraries (in a Python venv,
-    /// outside its read-only paths) visible. There only Burn's own devices run.
+    /// Each device on `backend`, fastest first. The process and docker sandboxes run the trainer
+    /// that was asked, with its library folders visible, so both have what the trainer said;
+    /// the kubernetes backend runs the trainer of the deployed image, a static build that
+    /// carries no LibTorch.
     pub fn on(&self, backend: BackendKind) -> Vec<DeviceReport> {
         self.reports
             .iter()
             .map(|report| {
-                if report.available && report.name.starts_with("libtorch") {
-                    let why = match backend {
-                        BackendKind::Process => "the process sandbox does not yet make the trainer's LibTorch libraries visible (run ra-trainer --backend tch by hand)".to_owned(),
-                        BackendKind::Docker | BackendKind::Kubernetes => format!(
-                            "the {} backend's trainer image carries no LibTorch",
-                            backend.label()
-                        ),
-                    };
+                if report.available
+                    && report.name.starts_with("libtorch")
+                    && backend == BackendKind::Kubernetes
+                {
+                    let why = "the kubernetes backend's trainer image (deploy/docker) is a static build that carries no LibTorch".to_owned();
                     DeviceReport {
                         available: false,
                         unavailable_reason: why,
@@ -151,7 +148,7 @@ impl Devices {
             }
         };
         match requested {
-            "auto" => on
+            ra_spec::device::AUTO => on
                 .iter()
                 .find(|r| r.available)
                 .map(|r| r.name.clone())
@@ -160,7 +157,7 @@ impl Devices {
                     backend: backend.label(),
                     why: "no device is available".into(),
                 }),
-            "" => self.choose("flex", backend),
+            "" => self.choose(ra_spec::device::DEFAULT, backend),
             name => match on.iter().find(|r| r.name == name) {
                 Some(report) => pick(report),
                 None => Err(DeviceRefusal::Unknown(name.to_owned())),
@@ -192,10 +189,10 @@ mod tests {
     #[test]
     fn auto_takes_the_fastest_device_the_backend_has() {
         let devices = Devices::parse(FLEX_AND_LIBTORCH);
-        // The trainer has LibTorch, but no sandbox can load it yet.
+        // The trainer has LibTorch: the process sandbox runs it, the images carry none.
         assert_eq!(
             devices.choose("auto", BackendKind::Process),
-            Ok("flex".into())
+            Ok("libtorch".into())
         );
         let fast = Devices::parse(
             r#"{"name":"cuda","available":true}
@@ -204,6 +201,10 @@ mod tests {
         assert_eq!(fast.choose("auto", BackendKind::Docker), Ok("cuda".into()));
         assert_eq!(
             devices.choose("auto", BackendKind::Docker),
+            Ok("libtorch".into())
+        );
+        assert_eq!(
+            devices.choose("auto", BackendKind::Kubernetes),
             Ok("flex".into())
         );
         assert_eq!(devices.choose("", BackendKind::Process), Ok("flex".into()));

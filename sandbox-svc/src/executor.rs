@@ -30,6 +30,38 @@ pub struct Executor {
     pub trainer: Option<PathBuf>,
     /// The trainer's devices (asked once, at start).
     pub devices: crate::devices::Devices,
+    /// The host's GPUs and the GPU jobs each may run at once.
+    pub gpus: crate::gpus::GpuSlots,
+}
+
+/// Where a job runs besides its backend: the GPU it was given (when the host lists its GPUs),
+/// and how many jobs share this host's cores as it starts (itself included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub gpu: Option<u32>,
+    pub sharing: u32,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self {
+            gpu: None,
+            sharing: 1,
+        }
+    }
+}
+
+/// The trainer's thread count: its CPU limit in whole cores, and on this host (process,
+/// docker) no more than its share of the cores among the `sharing` jobs that run at once, so
+/// that the threads of concurrent jobs add up to the cores instead of oversubscribing them. A
+/// kubernetes trial runs on a node of its own choosing: its limit alone decides.
+pub fn trainer_threads(backend: BackendKind, cpu_millis: u32, sharing: u32) -> u32 {
+    let limit = cpu_millis.div_ceil(1_000).max(1);
+    if backend == BackendKind::Kubernetes {
+        return limit;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    limit.min((cores / sharing.max(1)).max(1))
 }
 
 impl Executor {
@@ -47,8 +79,12 @@ impl Executor {
             Some(settings.trainer_path.clone()).filter(|path| path.is_file())
         };
         let devices = crate::devices::Devices::probe(trainer.as_deref()).await;
+        let gpus = crate::gpus::GpuSlots::new(crate::gpus::probe().await, settings.jobs_per_gpu);
+        if !gpus.gpus().is_empty() {
+            tracing::info!(gpus = ?gpus.gpus(), jobs_per_gpu = settings.jobs_per_gpu, "GPUs");
+        }
         let instance = instance_name(&settings.work_dir);
-        let process = ProcessBackend::new(settings.process.clone(), &instance);
+        let process = ProcessBackend::new(settings.process.clone(), &instance, trainer.as_deref());
         if let Ok(backend) = &process {
             tracing::info!(
                 resource_control = backend.resource_control(),
@@ -82,6 +118,7 @@ impl Executor {
             kubernetes,
             trainer,
             devices,
+            gpus,
         }
     }
 
@@ -172,16 +209,20 @@ impl Executor {
         requested.unwrap_or(self.settings.backend)
     }
 
-    /// Runs `job` to its end; every event goes to `emit`, the last one being `Finished`.
+    /// Runs `job` to its end where `placement` puts it; every event goes to `emit`, the last
+    /// one being `Finished`.
     pub async fn execute(
         &self,
         job_id: &str,
         job: &Job,
         backend: BackendKind,
+        placement: Placement,
         cancel: &CancellationToken,
         emit: &mut (dyn FnMut(Event) + Send),
     ) -> JobResult {
-        let result = self.execute_inner(job_id, job, backend, cancel, emit).await;
+        let result = self
+            .execute_inner(job_id, job, backend, placement, cancel, emit)
+            .await;
         emit(Event::Finished(result.clone()));
         result
     }
@@ -191,6 +232,7 @@ impl Executor {
         job_id: &str,
         job: &Job,
         backend: BackendKind,
+        placement: Placement,
         cancel: &CancellationToken,
         emit: &mut (dyn FnMut(Event) + Send),
     ) -> JobResult {
@@ -221,7 +263,9 @@ impl Executor {
             }
         };
         let result = self
-            .run_in(&work, job_id, job, backend, &limits, cancel, emit)
+            .run_in(
+                &work, job_id, job, backend, placement, &limits, cancel, emit,
+            )
             .await;
         work.remove();
         result
@@ -234,21 +278,31 @@ impl Executor {
         job_id: &str,
         job: &Job,
         backend: BackendKind,
+        placement: Placement,
         limits: &crate::limits::Limits,
         cancel: &CancellationToken,
         emit: &mut (dyn FnMut(Event) + Send),
     ) -> JobResult {
-        let prepared = match self.prepare(work, job, backend, limits) {
+        let gpu = placement.gpu;
+        let prepared = match self.prepare(work, job, backend, limits, placement.sharing) {
             Ok(prepared) => prepared,
             Err(error) => return JobResult::rejected(error),
         };
+        let mut env = prepared.env;
+        // A process job sees every GPU node; CUDA is told which one is its own (a container
+        // gets only its GPU).
+        if let (BackendKind::Process, Some(index)) = (backend, gpu) {
+            env.push(("CUDA_VISIBLE_DEVICES".into(), index.to_string()));
+        }
         let launch = Launch {
             job_id,
             argv: prepared.argv,
-            env: prepared.env,
+            env,
             work,
             dataset_dir: prepared.dataset_dir,
             trainer: prepared.trainer,
+            gpu: job.on_gpu(),
+            gpu_index: gpu,
             limits: *limits,
         };
         let launched = match backend {
@@ -325,6 +379,7 @@ impl Executor {
         job: &Job,
         backend: BackendKind,
         limits: &crate::limits::Limits,
+        sharing: u32,
     ) -> Result<Prepared, String> {
         let (uid, gid) = self.job_user(backend);
         let mut env: Vec<(String, String)> = vec![
@@ -363,7 +418,7 @@ impl Executor {
                     executable: false,
                 };
                 work.write_inputs(&[spec_file], uid, gid)?;
-                let threads = limits.cpu_millis.div_ceil(1_000).max(1);
+                let threads = trainer_threads(backend, limits.cpu_millis, sharing);
                 // The device as chosen when the job was accepted (`auto` resolved).
                 let backend = match train.device.as_str() {
                     "libtorch" => "tch",
@@ -433,4 +488,30 @@ fn scratch_full(scratch: &Path) -> bool {
     nix::sys::statvfs::statvfs(scratch)
         .map(|s| s.blocks_available() == 0 || s.blocks_available() * 100 < s.blocks())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_threads_of_concurrent_jobs_add_up_to_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let big = 1_000 * cores * 4;
+        assert_eq!(trainer_threads(BackendKind::Process, big, 1), cores);
+        for sharing in 1..=cores {
+            let each = trainer_threads(BackendKind::Docker, big, sharing);
+            assert!(each * sharing <= cores, "{sharing} jobs × {each} threads");
+            assert!(each >= 1);
+        }
+        // More jobs than cores: one thread each; a small CPU limit caps the share.
+        assert_eq!(trainer_threads(BackendKind::Process, big, cores * 3), 1);
+        assert_eq!(trainer_threads(BackendKind::Process, 1_000, 1), 1);
+        assert_eq!(
+            trainer_threads(BackendKind::Process, 1_500, 1),
+            2.min(cores)
+        );
+        // A kubernetes trial runs elsewhere: its limit alone.
+        assert_eq!(trainer_threads(BackendKind::Kubernetes, 3_000, 8), 3);
+    }
 }

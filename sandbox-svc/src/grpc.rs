@@ -113,10 +113,19 @@ impl SandboxService for SandboxGrpc {
         &self,
         request: Request<pb::ValidateJobRequest>,
     ) -> Result<Response<pb::ValidationReport>, Status> {
-        let (job, _) =
+        let (mut job, backend) =
             job_from_proto(request.get_ref().job.as_ref()).map_err(Status::invalid_argument)?;
         let validation = self.jobs.executor().validate(&job);
-        Ok(Response::new(report_to_proto(&validation)))
+        let mut report = report_to_proto(&validation);
+        // A job that passes the checks is told the device it would run on, or refused the
+        // one its backend lacks, as SubmitJob would.
+        if validation.ok() {
+            self.jobs.resolve_device(&mut job, backend)?;
+            if let crate::job::JobKind::Train(train) = &job.kind {
+                report.device = train.device.clone();
+            }
+        }
+        Ok(Response::new(report))
     }
 
     async fn get_capabilities(

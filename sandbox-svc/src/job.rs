@@ -53,3 +53,10 @@ pub struct Job {
     /// As requested: 0 asks for the default.
     pub limits: Limits,
 }
+
+impl Job {
+    /// A train job on a CUDA device (`libtorch-cuda`, `cuda`): it needs a GPU.
+    pub fn on_gpu(&self) -> bool {
+        matches!(&self.kind, JobKind::Train(train) if ra_spec::device::on_gpu(&train.device))
+    }
+}

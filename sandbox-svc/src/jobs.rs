@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::devices::DeviceRefusal;
 use crate::events::{BackendKind, Event, ExitReason, JobResult};
-use crate::executor::Executor;
+use crate::executor::{Executor, Placement};
 use crate::job::{Job, JobKind};
 
 /// Log lines kept per job in its history; later ones are counted, not kept.
@@ -222,6 +222,29 @@ impl Jobs {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Resolves a train job's device for `backend` (`auto` → the fastest one present, "" →
+    /// flex): an unknown name is a bad request, a device this sandbox lacks a precondition.
+    /// Other jobs are left as they are.
+    pub fn resolve_device(
+        &self,
+        job: &mut Job,
+        backend: Option<BackendKind>,
+    ) -> Result<(), JobsError> {
+        let kind = self.executor.backend_kind(backend);
+        if let JobKind::Train(train) = &mut job.kind {
+            train.device = match self.executor.devices.choose(&train.device, kind) {
+                Ok(device) => device,
+                Err(refusal @ DeviceRefusal::Unknown(_)) => {
+                    return Err(JobsError::Invalid(refusal.to_string()));
+                }
+                Err(refusal @ DeviceRefusal::Unavailable { .. }) => {
+                    return Err(JobsError::DeviceUnavailable(refusal.to_string()));
+                }
+            };
+        }
+        Ok(())
+    }
+
     /// Checks and queues a job; returns the existing entry for a repeated id with the same
     /// spec (idempotent retries).
     pub fn submit(
@@ -270,17 +293,7 @@ impl Jobs {
         }
         // The device it runs on, `auto` resolved; one this sandbox lacks is refused before
         // anything runs.
-        if let JobKind::Train(train) = &mut job.kind {
-            train.device = match self.executor.devices.choose(&train.device, kind) {
-                Ok(device) => device,
-                Err(refusal @ DeviceRefusal::Unknown(_)) => {
-                    return Err(JobsError::Invalid(refusal.to_string()));
-                }
-                Err(refusal @ DeviceRefusal::Unavailable { .. }) => {
-                    return Err(JobsError::DeviceUnavailable(refusal.to_string()));
-                }
-            };
-        }
+        self.resolve_device(&mut job, backend)?;
         let mut table = self.table();
         if let Some(existing) = table.jobs.get(&id) {
             return if existing.job == job && existing.backend == backend {
@@ -323,10 +336,29 @@ impl Jobs {
     }
 
     async fn run(self, entry: Arc<JobEntry>, kind: BackendKind) {
-        let permit = tokio::select! {
-            permit = self.slots.clone().acquire_owned() => permit.ok(),
-            () = entry.cancel.cancelled() => None,
+        // A GPU job first waits for a GPU (the cluster schedules those of kubernetes jobs).
+        let gpu = if entry.job.on_gpu() && kind != BackendKind::Kubernetes {
+            tokio::select! {
+                lease = self.executor.gpus.acquire() => Some(lease),
+                () = entry.cancel.cancelled() => None,
+            }
+        } else {
+            Some(None)
         };
+        let permit = match gpu {
+            Some(_) => tokio::select! {
+                permit = self.slots.clone().acquire_owned() => permit.ok(),
+                () = entry.cancel.cancelled() => None,
+            },
+            None => None,
+        };
+        let gpu = gpu.flatten();
+        // The jobs that share the cores as this one starts: those holding a slot, itself
+        // among them, and those about to (waiting), at most as many as run at once.
+        let concurrency = self.executor.settings.concurrency();
+        let running = concurrency.saturating_sub(self.slots.available_permits());
+        let waiting = self.table().waiting.len().saturating_sub(1);
+        let sharing = (running + waiting).clamp(1, concurrency.max(1)) as u32;
         self.table().waiting.retain(|id| id != &entry.id);
         let Some(_permit) = permit else {
             let mut result = JobResult::rejected("cancelled while queued");
@@ -339,7 +371,17 @@ impl Jobs {
         let span = tracing::info_span!("job", id = %entry.id, backend = ?kind);
         let result = self
             .executor
-            .execute(&entry.id, &entry.job, kind, &entry.cancel, &mut emit)
+            .execute(
+                &entry.id,
+                &entry.job,
+                kind,
+                Placement {
+                    gpu: gpu.as_ref().map(|lease| lease.index),
+                    sharing,
+                },
+                &entry.cancel,
+                &mut emit,
+            )
             .instrument(span)
             .await;
         tracing::info!(job = %entry.id, reason = ?result.reason, message = %result.message, "job ended");

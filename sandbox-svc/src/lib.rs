@@ -7,6 +7,9 @@
 //! - [`docker`]: the `docker` backend (bollard; a locally built `FROM scratch` image).
 //! - [`kubernetes`]: the `kubernetes` backend (kube-rs; a batch/v1 Job per job).
 //! - [`backend`]: what every backend takes and gives back.
+//! - [`libraries`], [`devices`], [`gpus`]: the shared libraries a trainer loads (for the process
+//!   root and the docker image); the training devices the trainer has, per backend; the host's
+//!   GPUs and the GPU jobs each runs at once.
 //! - [`workdir`]: a job's host folder and sized scratch; outputs copied out; reaping.
 //! - [`protocol`], [`supervise`]: output lines and metrics records; the watch loop (output
 //!   cap, timeout, cancellation, resource samples) and the classification of exits.
@@ -21,10 +24,12 @@ pub mod devices;
 pub mod docker;
 pub mod events;
 pub mod executor;
+pub mod gpus;
 pub mod grpc;
 pub mod job;
 pub mod jobs;
 pub mod kubernetes;
+pub mod libraries;
 pub mod limits;
 pub mod multicall;
 pub mod process;

@@ -135,23 +135,11 @@ fn check_train(
     if let Err(error) = job.train.validate() {
         violations.push(Violation::new("train_spec", error.to_string()));
     }
-    if !(job.device.is_empty()
-        || job.device == "auto"
-        || crate::devices::KNOWN.contains(&job.device.as_str()))
-    {
-        violations.push(
-            Violation::new(
-                "device",
-                format!(
-                    "device {:?} is unknown: use auto, flex, libtorch, libtorch-cuda or cuda",
-                    job.device
-                ),
-            )
-            .with_values(
-                job.device.clone(),
-                "auto, flex, libtorch, libtorch-cuda, cuda",
-            ),
-        );
+    if let Err(refusal) = ra_spec::device::check("device", &job.device, true) {
+        violations.push(Violation::new("device", refusal).with_values(
+            job.device.chars().take(64).collect::<String>(),
+            "auto, libtorch-cuda, cuda, libtorch, flex",
+        ));
     }
     let budget = Budget {
         max_parameters: policy.max_parameters,

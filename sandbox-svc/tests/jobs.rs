@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::{Options, SandboxProcess, run_job, script_job};
 use ra_proto::common::v1::{ExitReason, JobState, ResourceLimits};
 use ra_proto::sandbox::v1 as pb;
-use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -21,29 +20,7 @@ fn prepared(cache: &Path) -> String {
 }
 
 fn train_job(dataset: &str, save_weights: bool) -> pb::JobSpec {
-    let model = ModelSpec {
-        name: "mlp".into(),
-        input: InputSpec::Tabular { features: 16 },
-        num_classes: 4,
-        layers: vec![Layer::linear(32), Layer::relu(), Layer::linear(4)],
-    };
-    let train = TrainSpec {
-        epochs: 3,
-        batch_size: 32,
-        learning_rate: 0.01,
-        ..TrainSpec::default()
-    };
-    pb::JobSpec {
-        kind: Some(pb::job_spec::Kind::Train(pb::TrainJob {
-            model: Some((&model).into()),
-            train: Some((&train).into()),
-            prepared_dataset_id: dataset.into(),
-            seed: 7,
-            save_weights,
-            device: String::new(),
-        })),
-        ..Default::default()
-    }
+    common::mlp_train_job(dataset, 7, save_weights)
 }
 
 async fn service(options: Options) -> (SandboxProcess, tempfile::TempDir, String) {
@@ -584,6 +561,23 @@ async fn a_train_job_runs_on_a_device_it_has_and_is_refused_one_it_lacks() {
         "{}",
         unknown.message()
     );
+    // ValidateJob tells the device a job would run on, and refuses a missing one as RunJob does.
+    let report = client
+        .validate_job(pb::ValidateJobRequest {
+            job: Some(with_device("auto")),
+        })
+        .await
+        .expect("validated")
+        .into_inner();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.device, "flex", "the fastest device this trainer has");
+    let refused = client
+        .validate_job(pb::ValidateJobRequest {
+            job: Some(with_device("cuda")),
+        })
+        .await
+        .expect_err("no cuda here");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
     let listed = client
         .list_jobs(pb::ListJobsRequest::default())
         .await

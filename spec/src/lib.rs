@@ -2,6 +2,7 @@
 //!
 //! - [`model`]: [`ModelSpec`] — an input, a class count and an ordered list of [`Layer`]s.
 //! - [`train`]: [`TrainSpec`] — optimizer, learning rate and schedule, batch size, epochs, ….
+//! - [`device`]: the training devices by name (`flex`, `libtorch`, `libtorch-cuda`, `cuda`).
 //! - [`examples`]: reference models shared by benchmarks and tests.
 //! - [`convert`]: lossless conversions to and from the `ra.common.v1` proto messages.
 //! - `strategies` (feature `proptest`): random specs for property tests.
@@ -13,6 +14,7 @@
 //! wire. No Burn here: `ra-trainer` builds modules from these types.
 
 pub mod convert;
+pub mod device;
 pub mod examples;
 pub mod model;
 pub mod shape;

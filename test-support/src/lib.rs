@@ -106,16 +106,23 @@ pub fn free_port() -> u16 {
 /// of another package (cargo builds a package's binaries only for that package's own tests),
 /// and a leaf's tests build only the binaries they run.
 pub fn workspace_binary(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
-        std::sync::Mutex::new(Vec::new());
+    workspace_binary_with(name, "")
+}
+
+/// [`workspace_binary`] built with cargo `features` (`"ra-trainer/tch"`: the LibTorch trainer,
+/// which needs the README's libtorch set-up in the environment).
+pub fn workspace_binary_with(name: &str, features: &str) -> PathBuf {
+    type Built = Vec<((String, String), Result<PathBuf, String>)>;
+    static BUILT: std::sync::Mutex<Built> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let result = match built.iter().find(|(n, _)| n == name) {
+    let key = (name.to_owned(), features.to_owned());
+    let result = match built.iter().find(|(k, _)| *k == key) {
         Some((_, result)) => result.clone(),
         None => {
-            let result = build_workspace_binary(name);
-            built.push((name.to_owned(), result.clone()));
+            let result = build_workspace_binary(name, features);
+            built.push((key, result.clone()));
             result
         }
     };
@@ -133,7 +140,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 /// Builds binary `name` into the folder above the test executable's `deps/`.
-fn build_workspace_binary(name: &str) -> Result<PathBuf, String> {
+fn build_workspace_binary(name: &str, features: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("the test executable: {e}"))?;
     let dir = exe
         .parent()
@@ -153,9 +160,45 @@ fn build_workspace_binary(name: &str) -> Result<PathBuf, String> {
     if profile != "debug" {
         command.args(["--profile", profile]);
     }
+    if !features.is_empty() {
+        command.args(["--features", features]);
+    }
     // Only the target folder's parent is ours to choose: a CARGO_TARGET_DIR elsewhere is kept.
     if let Some(target) = dir.parent() {
         command.env("CARGO_TARGET_DIR", target);
+    }
+    // The environment of the shell that ran `cargo test`, not the one cargo gives a test: build
+    // scripts that track variables (burn-tch, torch-sys) would otherwise see a change and
+    // rebuild LibTorch's dependents twice per run, once for the test and once for this binary.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let set_for_tests = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name.as_str());
+        if set_for_tests {
+            command.env_remove(&name);
+        }
+    }
+    // Cargo prepends the target folder's and the toolchain's library folders for tests.
+    if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+        let toolchain = std::env::var_os("RUSTUP_HOME").map(PathBuf::from);
+        let kept: Vec<PathBuf> = std::env::split_paths(&paths)
+            .filter(|p| !dir.parent().is_some_and(|target| p.starts_with(target)))
+            .filter(|p| !toolchain.as_ref().is_some_and(|t| p.starts_with(t)))
+            .filter(|p| !p.components().any(|c| c.as_os_str() == ".rustup"))
+            .collect();
+        match std::env::join_paths(&kept) {
+            Ok(joined) if !kept.is_empty() => command.env("LD_LIBRARY_PATH", joined),
+            _ => command.env_remove("LD_LIBRARY_PATH"),
+        };
     }
     let output = command
         .output()

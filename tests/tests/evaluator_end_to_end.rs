@@ -263,8 +263,15 @@ async fn digits_evaluations_decide_compare_reuse_and_prune() {
     // Everything is in the registry: trials, their metric series, the evaluation.
     let trials = trials_of(&mut registry, &result.candidate_id).await;
     assert_eq!(trials.len(), 3);
+    // The evaluator's default device, as each seed and trial records it.
+    assert!(
+        result.seeds.iter().all(|s| s.device == "flex"),
+        "{:?}",
+        result.seeds
+    );
     for trial in &trials {
         assert_eq!(trial.state, common::TrialState::Succeeded as i32);
+        assert_eq!(trial.device, "flex");
         let points = registry
             .list_metrics(reg::ListMetricsRequest {
                 trial_id: trial.id.clone(),
@@ -555,6 +562,23 @@ async fn bad_requests_are_refused_with_reasons() {
             },
             Code::NotFound,
             "",
+        ),
+        (
+            pb::EvaluateRequest {
+                device: "tpu".into(),
+                ..good()
+            },
+            Code::InvalidArgument,
+            "device = \"tpu\" is not a training device",
+        ),
+        // A device the sandbox lacks: refused before any record is created.
+        (
+            pb::EvaluateRequest {
+                device: "cuda".into(),
+                ..good()
+            },
+            Code::FailedPrecondition,
+            "device cuda is unavailable on the process backend",
         ),
     ];
     for (request, code, needle) in cases {

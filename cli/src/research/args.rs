@@ -133,6 +133,10 @@ pub struct RunArgs {
     /// Per-job timeout in seconds.
     #[arg(long)]
     pub timeout_seconds: Option<u64>,
+    /// Training device of every candidate: auto (the fastest the sandbox has), libtorch-cuda,
+    /// cuda, libtorch or flex; the evaluator's default (`[evaluator] device`, flex) otherwise.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ra_spec::device::CHOICES))]
+    pub device: Option<String>,
     /// Print the final status as JSON instead of tables.
     #[arg(long)]
     pub json: bool,

@@ -185,6 +185,7 @@ pub(super) async fn start_and_follow(
             }),
         early_stopping: None,
         max_epochs: args.max_epochs.unwrap_or(0),
+        device: args.device.clone().unwrap_or_default(),
     };
     let status = services
         .planner
@@ -198,7 +199,7 @@ pub(super) async fn start_and_follow(
         let target = goal.target.clone().unwrap_or_default();
         let budget = goal.budget.unwrap_or_default();
         eprintln!(
-            "research {}: {} on {}, {} {} {} at {:.0}% confidence; {} → {} seeds per candidate; budget {} candidates, {} seeds, {} s",
+            "research {}: {} on {}, {} {} {} at {:.0}% confidence; {} → {} seeds per candidate; budget {} candidates, {} seeds, {} s; device {}",
             status.research_id,
             strategy_name(status.strategy),
             goal.dataset,
@@ -214,7 +215,8 @@ pub(super) async fn start_and_follow(
             goal.max_seeds,
             budget.max_candidates,
             budget.max_total_seeds,
-            budget.max_wall_seconds
+            budget.max_wall_seconds,
+            args.device.as_deref().unwrap_or("the evaluator's default")
         );
     }
     let id = status.research_id.clone();

@@ -355,6 +355,7 @@ impl Research {
                 limits: self.limits(),
                 failure_policy: ev::FailurePolicy::DecideOnRemaining as i32,
                 early_stopping: self.config.early_stopping,
+                device: self.config.device.clone(),
                 ..Default::default()
             };
             let mut client = self.clients.evaluator.client();

@@ -45,6 +45,8 @@ pub struct Trial<'a> {
     /// The prepared dataset's folder inside the dataset claim.
     pub dataset_sub_path: Option<&'a Path>,
     pub limits: &'a Limits,
+    /// A train job on a CUDA device: it asks for at least one GPU.
+    pub gpu: bool,
 }
 
 /// The Job for `trial`. `tolerations` are the parsed `tolerations_json`.
@@ -76,8 +78,13 @@ pub fn trial_job(
             Quantity(limits.scratch_bytes.to_string()),
         ),
     ]);
-    if settings.gpus > 0 {
-        resources.insert("nvidia.com/gpu".into(), Quantity(settings.gpus.to_string()));
+    let gpus = if trial.gpu {
+        settings.gpus.max(1)
+    } else {
+        settings.gpus
+    };
+    if gpus > 0 {
+        resources.insert("nvidia.com/gpu".into(), Quantity(gpus.to_string()));
     }
     let mut mounts = vec![VolumeMount {
         name: "scratch".into(),
@@ -228,6 +235,10 @@ mod tests {
     }
 
     fn job(settings: &KubernetesSettings) -> Job {
+        job_on(settings, false)
+    }
+
+    fn job_on(settings: &KubernetesSettings, gpu: bool) -> Job {
         let argv = vec![TRAINER_MOUNT.to_owned(), "train".to_owned()];
         let env = vec![("HOME".to_owned(), "/scratch".to_owned())];
         trial_job(
@@ -242,6 +253,7 @@ mod tests {
                 scratch_sub_path: Path::new("jobs/abc/scratch"),
                 dataset_sub_path: Some(Path::new("shapes-1234")),
                 limits: &limits(),
+                gpu,
             },
         )
     }
@@ -319,5 +331,19 @@ mod tests {
             resources.limits.as_ref().expect("limits")["nvidia.com/gpu"].0,
             "1"
         );
+        // A trial on a CUDA device asks for a GPU even where trials get none by default.
+        let gpu_of = |job: &Job| {
+            let pod = job.spec.as_ref()?.template.spec.as_ref()?;
+            let limits = pod.containers[0].resources.as_ref()?.limits.as_ref()?;
+            limits.get("nvidia.com/gpu").map(|q| q.0.clone())
+        };
+        let cpu = KubernetesSettings::default();
+        assert_eq!(gpu_of(&job_on(&cpu, true)).as_deref(), Some("1"));
+        assert_eq!(gpu_of(&job_on(&cpu, false)), None);
+        let two = KubernetesSettings {
+            gpus: 2,
+            ..KubernetesSettings::default()
+        };
+        assert_eq!(gpu_of(&job_on(&two, true)).as_deref(), Some("2"));
     }
 }

@@ -54,7 +54,7 @@ pub struct KubernetesSettings {
     /// Kubernetes deletes finished Jobs after this many seconds; 0: the service deletes each as
     /// soon as it has read its end.
     pub ttl_seconds_after_finished: u32,
-    /// `nvidia.com/gpu` per trial pod.
+    /// `nvidia.com/gpu` per trial pod; a trial on a CUDA device asks for at least one.
     pub gpus: u32,
     pub runtime_class_name: String,
     pub node_selector: BTreeMap<String, String>,
@@ -296,6 +296,7 @@ impl KubernetesBackend {
                 scratch_sub_path: scratch,
                 dataset_sub_path: dataset,
                 limits: &launch.limits,
+                gpu: launch.gpu,
             },
         );
         self.jobs

@@ -219,6 +219,19 @@ fn assemble_root(plan: &InitPlan) -> Result<(), String> {
         mount(Some(&source), &target, none, MsFlags::MS_BIND, none)
             .map_err(err("cannot bind", &source))?;
     }
+    // A GPU job's NVIDIA nodes: read-only binds that still open as devices (no `nodev`).
+    for device in &plan.devices {
+        let Some(name) = device.file_name() else {
+            continue;
+        };
+        let target = dev.join(name);
+        if device.is_dir() {
+            mkdir(&target)?;
+        } else {
+            fs::write(&target, b"").map_err(io_err("cannot create", &target))?;
+        }
+        bind(device, &target, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)?;
+    }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -328,6 +341,16 @@ fn bind_host_path(path: &Path, root: &Path) -> Result<(), String> {
 
 /// Binds `source` at `target` and remounts it read-only, keeping the flags the kernel locks.
 fn bind_read_only(source: &Path, target: &Path) -> Result<(), String> {
+    bind(
+        source,
+        target,
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )
+}
+
+/// Binds `source` at `target` and remounts it with `restrictions`, keeping the flags the
+/// kernel locks.
+fn bind(source: &Path, target: &Path, restrictions: MsFlags) -> Result<(), String> {
     let none = None::<&str>;
     mount(
         Some(source),
@@ -337,11 +360,7 @@ fn bind_read_only(source: &Path, target: &Path) -> Result<(), String> {
         none,
     )
     .map_err(err("cannot bind", source))?;
-    let mut flags = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | restrictions;
     if let Ok(stat) = statvfs(target) {
         let kept = stat.flags();
         for (fs_flag, ms_flag) in [

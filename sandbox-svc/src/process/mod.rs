@@ -74,12 +74,20 @@ pub struct ProcessBackend {
     hierarchy: Option<Hierarchy>,
     /// Why there is no cgroup, for the log and the enforcement report.
     pub cgroup_note: Option<String>,
+    /// Folders outside `read_only_paths` the trainer loads its libraries from (a LibTorch
+    /// build's venv), visible read-only to train jobs.
+    pub trainer_folders: Vec<PathBuf>,
 }
 
 impl ProcessBackend {
     /// Finds `ra-sandbox-init`, probes the cgroup hierarchy by creating and removing a group,
-    /// and reaps groups a crashed service left behind.
-    pub fn new(settings: ProcessSettings, instance: &str) -> Result<Self, String> {
+    /// reaps groups a crashed service left behind, and finds where `trainer` loads its
+    /// libraries from.
+    pub fn new(
+        settings: ProcessSettings,
+        instance: &str,
+        trainer: Option<&Path>,
+    ) -> Result<Self, String> {
         let group_parent = format!("ra-sandbox-{instance}");
         let init = if settings.init_path.as_os_str().is_empty() {
             init::locate_binary("ra-sandbox-init").ok_or(
@@ -101,12 +109,24 @@ impl ProcessBackend {
                 tracing::warn!(reaped, "removed cgroups left by an earlier sandbox-svc");
             }
         }
+        let trainer_folders = match trainer {
+            Some(trainer) => crate::libraries::folders(trainer, &settings.read_only_paths)
+                .unwrap_or_else(|error| {
+                    tracing::warn!(%error, "the trainer's libraries are not all found");
+                    Vec::new()
+                }),
+            None => Vec::new(),
+        };
+        if !trainer_folders.is_empty() {
+            tracing::info!(folders = ?trainer_folders, "the trainer's own library folders are visible to train jobs");
+        }
         Ok(Self {
             settings,
             group_parent,
             init,
             hierarchy,
             cgroup_note,
+            trainer_folders,
         })
     }
 
@@ -129,6 +149,11 @@ impl ProcessBackend {
             },
             None => None,
         };
+        // A train job also sees the folders its trainer loads libraries from.
+        let trainer_folders = match launch.trainer {
+            Some(_) => self.trainer_folders.as_slice(),
+            None => &[],
+        };
         let plan = InitPlan {
             argv: launch.argv,
             env: launch.env,
@@ -136,7 +161,12 @@ impl ProcessBackend {
             root_dir: launch.work.root_dir(),
             dataset_dir: launch.dataset_dir,
             trainer: launch.trainer,
-            read_only_paths: self.settings.read_only_paths.clone(),
+            read_only_paths: [self.settings.read_only_paths.as_slice(), trainer_folders].concat(),
+            devices: if launch.gpu {
+                gpu_devices()
+            } else {
+                Vec::new()
+            },
             cgroup_procs: cgroup.as_ref().map(Cgroup::procs_files).unwrap_or_default(),
             rlimits: Rlimits {
                 open_files: limits.max_open_files.into(),
@@ -222,6 +252,22 @@ fn namespaces() -> Vec<String> {
         names.push("user".into());
     }
     names
+}
+
+/// The host's NVIDIA device nodes (`/dev/nvidia0`, `/dev/nvidiactl`, `/dev/nvidia-uvm`, …, and
+/// the `/dev/nvidia-caps` folder); none on a machine without the driver.
+fn gpu_devices() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/dev")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with("nvidia"))
+                .map(|entry| entry.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 /// The hierarchy if a group can actually be made and removed here, else why not.

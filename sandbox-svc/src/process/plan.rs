@@ -27,8 +27,12 @@ pub struct InitPlan {
     pub dataset_dir: Option<PathBuf>,
     /// The `ra-trainer` binary mounted read-only at [`TRAINER_MOUNT`].
     pub trainer: Option<PathBuf>,
-    /// Host folders mounted read-only at the same place (the system's programs and libraries).
+    /// Host folders mounted read-only at the same place (the system's programs and libraries,
+    /// and a train job's trainer's own library folders).
     pub read_only_paths: Vec<PathBuf>,
+    /// Host device nodes (`/dev/nvidia*`) bound at the same place under the sandbox's `/dev`,
+    /// for a train job on a GPU.
+    pub devices: Vec<PathBuf>,
     /// `cgroup.procs` files the process joins before anything else.
     pub cgroup_procs: Vec<PathBuf>,
     pub rlimits: Rlimits,

@@ -34,6 +34,8 @@ pub struct Options {
     pub dataset_cache: Option<PathBuf>,
     /// The kubernetes backend, in this namespace of a real cluster.
     pub kubernetes: Option<cluster::Trials>,
+    /// The trainer; the workspace's `ra-trainer` (flex only) when absent.
+    pub trainer: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             max_queued_jobs: 16,
             dataset_cache: None,
             kubernetes: None,
+            trainer: None,
         }
     }
 }
@@ -80,7 +83,11 @@ command_allowlist = ["bash"]
 "#,
             root = root.display(),
             datasets = datasets.display(),
-            trainer = ra_test_support::workspace_binary("ra-trainer").display(),
+            trainer = options
+                .trainer
+                .clone()
+                .unwrap_or_else(|| ra_test_support::workspace_binary("ra-trainer"))
+                .display(),
             docker = options.docker,
             concurrent = options.max_concurrent_jobs,
             queued = options.max_queued_jobs,
@@ -333,4 +340,32 @@ pub fn prepared_tabular(cache: &Path, seed: u64) -> String {
     };
     write_prepared(cache, &id, draft, splits).expect("write the test dataset");
     id
+}
+
+/// A small MLP for [`prepared_tabular`]'s 16 features and 4 classes, three epochs on `dataset`.
+pub fn mlp_train_job(dataset: &str, seed: u64, save_weights: bool) -> pb::JobSpec {
+    use ra_spec::{InputSpec, Layer, ModelSpec, TrainSpec};
+    let model = ModelSpec {
+        name: "mlp".into(),
+        input: InputSpec::Tabular { features: 16 },
+        num_classes: 4,
+        layers: vec![Layer::linear(32), Layer::relu(), Layer::linear(4)],
+    };
+    let train = TrainSpec {
+        epochs: 3,
+        batch_size: 32,
+        learning_rate: 0.01,
+        ..TrainSpec::default()
+    };
+    pb::JobSpec {
+        kind: Some(pb::job_spec::Kind::Train(pb::TrainJob {
+            model: Some((&model).into()),
+            train: Some((&train).into()),
+            prepared_dataset_id: dataset.into(),
+            seed,
+            save_weights,
+            device: String::new(),
+        })),
+        ..Default::default()
+    }
 }

@@ -2,7 +2,10 @@
 //! locally `FROM scratch` with `ra-trainer`, a shell and the shared libraries they need when the
 //! configured image is absent, since no registry may be reachable — with memory, nano-CPU and
 //! pids limits, no network, a read-only root, all capabilities dropped, no-new-privileges, a
-//! non-root user, the job's sized scratch tmpfs and the dataset (read-only) bound in. Output is
+//! non-root user, the job's sized scratch tmpfs and the dataset (read-only) bound in — and, for
+//! a train job, the folders outside the system's own that the trainer loads its libraries from
+//! (a LibTorch build's torch venv, about 4 GB of CUDA libraries that no image should copy on
+//! every trainer build), read-only at the same paths as on the host. Output is
 //! streamed from the logs; the container is always removed, and containers carrying the
 //! sandbox label that a crashed service left are reaped at start-up.
 
@@ -11,19 +14,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountTypeEnum, ResourcesUlimits,
+};
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, KillContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, StatsOptions, WaitContainerOptions,
+    CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, StatsOptions, WaitContainerOptions,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Control, Launch, Launched, RawExit};
 use crate::events::{BackendKind, Enforcement, OutputStream, ResourceSample};
-use crate::process::plan::{DATASET_MOUNT, SCRATCH_MOUNT, TRAINER_MOUNT};
+use crate::process::plan::{DATASET_MOUNT, SCRATCH_MOUNT};
+
+mod image;
 
 /// The label every sandbox container carries.
 pub const LABEL: &str = "research-agent.sandbox";
@@ -66,6 +72,8 @@ pub struct DockerBackend {
     instance: String,
     image: String,
     user: String,
+    /// The trainer's library folders outside the system's, bound read-only into train jobs.
+    trainer_folders: Vec<PathBuf>,
 }
 
 fn docker_error(what: &str) -> impl FnOnce(bollard::errors::Error) -> String + '_ {
@@ -86,11 +94,17 @@ impl DockerBackend {
             .ping()
             .await
             .map_err(docker_error("the Docker engine does not answer"))?;
+        let system = crate::libraries::SYSTEM_FOLDERS.map(PathBuf::from);
+        let trainer_folders = match trainer {
+            Some(trainer) => crate::libraries::folders(trainer, &system)?,
+            None => Vec::new(),
+        };
         let backend = Self {
             docker,
             instance: instance.to_owned(),
             image: String::new(),
             user: settings.user.clone(),
+            trainer_folders,
         };
         let reaped = backend.reap_leftovers().await;
         if reaped > 0 {
@@ -99,15 +113,20 @@ impl DockerBackend {
                 "removed sandbox containers left by an earlier sandbox-svc"
             );
         }
-        let rootfs = image_files(trainer, &settings.shell_programs, &settings.busybox)?;
+        let rootfs = image::files(
+            trainer,
+            &settings.shell_programs,
+            &settings.busybox,
+            &backend.trainer_folders,
+        )?;
         let image = if settings.image.is_empty() {
-            format!("research-agent-sandbox:{}", content_tag(&rootfs))
+            format!("research-agent-sandbox:{}", image::content_tag(&rootfs)?)
         } else {
             settings.image.clone()
         };
         if backend.docker.inspect_image(&image).await.is_err() {
             tracing::info!(%image, "building the sandbox image (FROM scratch)");
-            backend.build(&image, &rootfs).await?;
+            image::build(&backend.docker, &image, &rootfs).await?;
         }
         Ok(Self { image, ..backend })
     }
@@ -138,29 +157,6 @@ impl DockerBackend {
             }
         }
         count
-    }
-
-    async fn build(&self, image: &str, rootfs: &[(PathBuf, Vec<u8>, u32)]) -> Result<(), String> {
-        let context = build_context(rootfs)?;
-        let mut stream = self.docker.build_image(
-            BuildImageOptions {
-                dockerfile: "Dockerfile".into(),
-                t: Some(image.to_owned()),
-                rm: true,
-                forcerm: true,
-                labels: Some(HashMap::from([(LABEL.to_owned(), "image".to_owned())])),
-                ..Default::default()
-            },
-            None,
-            Some(bollard::body_full(context.into())),
-        );
-        while let Some(step) = stream.next().await {
-            let info = step.map_err(docker_error("building the sandbox image failed"))?;
-            if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(format!("building the sandbox image failed: {error}"));
-            }
-        }
-        Ok(())
     }
 
     pub async fn launch(&self, launch: Launch<'_>) -> Result<Launched, String> {
@@ -250,6 +246,29 @@ impl DockerBackend {
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             binds: Some(binds),
+            mounts: launch.trainer.is_some().then(|| {
+                self.trainer_folders
+                    .iter()
+                    .map(|folder| Mount {
+                        target: Some(folder.display().to_string()),
+                        source: Some(folder.display().to_string()),
+                        typ: Some(MountTypeEnum::BIND),
+                        read_only: Some(true),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            // A GPU job gets the host's GPUs through the NVIDIA container runtime.
+            device_requests: launch.gpu.then(|| {
+                vec![DeviceRequest {
+                    driver: Some("nvidia".into()),
+                    // The GPU this job was given, else every GPU.
+                    count: launch.gpu_index.is_none().then_some(-1),
+                    device_ids: launch.gpu_index.map(|index| vec![index.to_string()]),
+                    capabilities: Some(vec![vec!["gpu".into()]]),
+                    ..Default::default()
+                }]
+            }),
             ulimits: Some(vec![
                 ResourcesUlimits {
                     name: Some("nofile".into()),
@@ -451,181 +470,4 @@ impl DockerControl {
         }
         remove(&self.docker, &self.id).await;
     }
-}
-
-/// The mode of an image entry that is a symbolic link (its content is the link's target).
-const SYMLINK_MODE: u32 = 0o120_777;
-
-/// `(path in the image, content, mode)` of every file of a locally built image: the trainer,
-/// the shell programs, the shared libraries they load, busybox with its applet links, and a
-/// few small files.
-fn image_files(
-    trainer: Option<&Path>,
-    programs: &[PathBuf],
-    busybox: &Path,
-) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, String> {
-    let mut files: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
-    if busybox.is_file() {
-        files.extend(busybox_files(busybox)?);
-    } else if !busybox.as_os_str().is_empty() {
-        tracing::warn!(
-            busybox = %busybox.display(),
-            "no busybox: command jobs in the docker image get no ls, cat, … (install busybox-static or set sandbox.docker.busybox)"
-        );
-    }
-    let mut binaries: Vec<(PathBuf, PathBuf)> = programs
-        .iter()
-        .filter(|p| p.exists())
-        .map(|p| (p.clone(), p.clone()))
-        .collect();
-    if let Some(trainer) = trainer {
-        binaries.push((trainer.to_path_buf(), PathBuf::from(TRAINER_MOUNT)));
-    }
-    let mut libraries = std::collections::BTreeSet::new();
-    for (source, target) in &binaries {
-        let content =
-            std::fs::read(source).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
-        files.push((target.clone(), content, 0o755));
-        libraries.extend(shared_libraries(source)?);
-    }
-    for library in libraries {
-        let content = std::fs::read(&library)
-            .map_err(|e| format!("cannot read {}: {e}", library.display()))?;
-        files.push((library, content, 0o755));
-    }
-    files.push((
-        PathBuf::from("/etc/passwd"),
-        b"root:x:0:0:root:/scratch:/bin/sh\nsandbox:x:65534:65534:sandbox:/scratch:/bin/sh\n"
-            .to_vec(),
-        0o644,
-    ));
-    files.push((
-        PathBuf::from("/etc/group"),
-        b"root:x:0:\nsandbox:x:65534:\n".to_vec(),
-        0o644,
-    ));
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    files.dedup_by(|a, b| a.0 == b.0);
-    Ok(files)
-}
-
-/// `/usr/bin/busybox` and a link to it for each applet it lists. Only a static busybox is taken
-/// (a dynamic one would need libraries this image does not carry).
-fn busybox_files(busybox: &Path) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, String> {
-    if !shared_libraries(busybox)?.is_empty() {
-        return Err(format!(
-            "sandbox.docker.busybox {} is not statically linked; install Debian's busybox-static",
-            busybox.display()
-        ));
-    }
-    let listed = std::process::Command::new(busybox)
-        .arg("--list")
-        .output()
-        .map_err(|e| format!("cannot run {} --list: {e}", busybox.display()))?;
-    if !listed.status.success() {
-        return Err(format!(
-            "{} --list failed: {}",
-            busybox.display(),
-            listed.status
-        ));
-    }
-    let content =
-        std::fs::read(busybox).map_err(|e| format!("cannot read {}: {e}", busybox.display()))?;
-    let mut files = vec![(PathBuf::from("/usr/bin/busybox"), content, 0o755)];
-    for applet in String::from_utf8_lossy(&listed.stdout).lines() {
-        let applet = applet.trim();
-        let plain = !applet.is_empty()
-            && applet
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '['))
-            && applet != "busybox";
-        if plain {
-            files.push((
-                PathBuf::from("/usr/bin").join(applet),
-                b"busybox".to_vec(),
-                SYMLINK_MODE,
-            ));
-        }
-    }
-    Ok(files)
-}
-
-/// The shared libraries `binary` loads, from `ldd`.
-fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, String> {
-    let output = std::process::Command::new("ldd")
-        .arg(binary)
-        .output()
-        .map_err(|e| {
-            format!(
-                "cannot run ldd to find the libraries of {}: {e}",
-                binary.display()
-            )
-        })?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let path = match line.split_once("=>") {
-                Some((_, rest)) => rest.split_whitespace().next()?,
-                None => line.split_whitespace().next()?,
-            };
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect())
-}
-
-fn content_tag(files: &[(PathBuf, Vec<u8>, u32)]) -> String {
-    let mut hasher = Sha256::new();
-    for (path, content, mode) in files {
-        hasher.update(path.to_string_lossy().as_bytes());
-        hasher.update(mode.to_le_bytes());
-        hasher.update(Sha256::digest(content));
-    }
-    hex::encode(&hasher.finalize()[..8])
-}
-
-/// A tar build context: the Dockerfile and `rootfs/`.
-fn build_context(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<Vec<u8>, String> {
-    let dockerfile = format!(
-        "FROM scratch\nCOPY rootfs/ /\nUSER 65534:65534\nWORKDIR {SCRATCH_MOUNT}\nENV PATH=/opt/ra:/usr/bin:/bin\n"
-    );
-    let mut archive = tar::Builder::new(Vec::new());
-    let mut append = |path: &str, content: &[u8], mode: u32| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(mode);
-        header.set_cksum();
-        archive
-            .append_data(&mut header, path, content)
-            .map_err(|e| format!("cannot build the image context: {e}"))
-    };
-    append("Dockerfile", dockerfile.as_bytes(), 0o644)?;
-    let mut links = Vec::new();
-    for (path, content, mode) in files {
-        let inside = path.strip_prefix("/").unwrap_or(path);
-        if *mode == SYMLINK_MODE {
-            links.push((format!("rootfs/{}", inside.display()), content));
-        } else {
-            append(&format!("rootfs/{}", inside.display()), content, *mode)?;
-        }
-    }
-    for dir in ["rootfs/scratch/.keep", "rootfs/dataset/.keep"] {
-        append(dir, b"", 0o644)?;
-    }
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Symlink);
-    header.set_size(0);
-    header.set_mode(0o777);
-    archive
-        .append_link(&mut header, "rootfs/tmp", "/scratch/tmp")
-        .map_err(|e| format!("cannot build the image context: {e}"))?;
-    for (path, target) in links {
-        let target = String::from_utf8_lossy(target).into_owned();
-        archive
-            .append_link(&mut header, &path, &target)
-            .map_err(|e| format!("cannot build the image context: {e}"))?;
-    }
-    archive
-        .into_inner()
-        .map_err(|e| format!("cannot build the image context: {e}"))
 }
