@@ -18,8 +18,12 @@ pub struct EvaluatorSettings {
     pub sandbox_url: String,
     /// dataset-svc, for requests that name a dataset instead of a prepared id.
     pub dataset_url: String,
-    /// Seeds of one evaluation running at once (the sandbox queues the rest of its own load).
+    /// Sandbox jobs of one evaluation running at once (the sandbox queues the rest of its own
+    /// load).
     pub max_parallel_seeds: u32,
+    /// Seeds trained in one sandbox job (one trainer process: the dataset opened once, the
+    /// job's threads split between its seeds); 1 runs every seed as a job of its own.
+    pub seeds_per_job: u32,
     /// The most seeds one evaluation may ask for.
     pub max_seeds: u32,
     /// Sandbox backend for the jobs: "" (the sandbox's default), "process", "docker" or
@@ -38,6 +42,7 @@ impl Default for EvaluatorSettings {
             sandbox_url: ra_client::ports::LOCAL_SANDBOX.into(),
             dataset_url: ra_client::ports::LOCAL_DATASET.into(),
             max_parallel_seeds: 8,
+            seeds_per_job: 8,
             max_seeds: 100,
             backend: String::new(),
             device: ra_spec::device::DEFAULT.into(),
@@ -79,6 +84,12 @@ impl ServiceConfig for EvaluatorConfig {
         }
         if settings.max_parallel_seeds == 0 {
             return Err("evaluator.max_parallel_seeds must be at least 1".into());
+        }
+        if !(1..=64).contains(&settings.seeds_per_job) {
+            return Err(format!(
+                "evaluator.seeds_per_job = {} must be in 1..=64 (a sandbox job trains at most 64 seeds)",
+                settings.seeds_per_job
+            ));
         }
         if !(1..=10_000).contains(&settings.max_seeds) {
             return Err(format!(

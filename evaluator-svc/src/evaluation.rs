@@ -276,6 +276,7 @@ impl Evaluator {
                     seed: 0,
                     save_weights: false,
                     device: device.clone(),
+                    seeds: Vec::new(),
                 })),
                 limits: plan.limits,
                 backend: self.backend() as i32,
@@ -382,8 +383,10 @@ impl Evaluator {
         Ok(())
     }
 
-    /// Runs the seeds of one round, at most `max_parallel_seeds` at once. Reused seeds are
-    /// reported at once; with FAIL_FAST the first failure stops the rest.
+    /// Runs the seeds of one round, at most `max_parallel_seeds` jobs at once, new seeds
+    /// `seeds_per_job` to a job (adopted ones alone). Reused seeds are reported at once; with
+    /// FAIL_FAST the first failure stops the rest (a job of several seeds reports its failed
+    /// seeds when it ends).
     async fn run_round(
         &self,
         context: &Arc<SeedContext>,
@@ -394,6 +397,8 @@ impl Evaluator {
         let mut results = Vec::with_capacity(seeds.len());
         let slots = Arc::new(Semaphore::new(self.settings.max_parallel_seeds as usize));
         let mut running = FuturesUnordered::new();
+        let mut jobs: Vec<(Vec<u64>, Option<String>)> = Vec::new();
+        let mut fresh: Vec<u64> = Vec::new();
         for &seed in seeds {
             if let Some(reused) = earlier.ended.remove(&seed) {
                 context
@@ -402,15 +407,25 @@ impl Evaluator {
                 results.push(reused);
                 continue;
             }
-            let adopted = earlier.adopt.remove(&seed);
+            match earlier.adopt.remove(&seed) {
+                Some(adopted) => jobs.push((vec![seed], Some(adopted))),
+                None => fresh.push(seed),
+            }
+        }
+        let per_job = self.settings.seeds_per_job.max(1) as usize;
+        jobs.extend(fresh.chunks(per_job).map(|chunk| (chunk.to_vec(), None)));
+        for (job_seeds, adopted) in jobs {
             let context = Arc::clone(context);
             let slots = Arc::clone(&slots);
             running.push(tokio::spawn(async move {
                 let _slot = slots.acquire_owned().await;
                 if context.fail_fast.is_cancelled() {
-                    return Ok(None);
+                    return Ok(Vec::new());
                 }
-                context.run_seed(seed, adopted).await.map(Some)
+                match job_seeds.as_slice() {
+                    [seed] => context.run_seed(*seed, adopted).await.map(|r| vec![r]),
+                    several => context.run_seeds(several).await,
+                }
             }));
         }
         let mut first_error = None;
@@ -419,15 +434,16 @@ impl Evaluator {
                 EvaluatorError::Internal(format!("a seed task failed: {error}"))
             })?;
             match outcome {
-                Ok(Some(result)) => {
-                    if policy == FailurePolicy::FailFast
-                        && result.state == common::TrialState::Failed as i32
-                    {
-                        context.fail_fast.cancel();
+                Ok(ended) => {
+                    for result in ended {
+                        if policy == FailurePolicy::FailFast
+                            && result.state == common::TrialState::Failed as i32
+                        {
+                            context.fail_fast.cancel();
+                        }
+                        results.push(result);
                     }
-                    results.push(result);
                 }
-                Ok(None) => {}
                 Err(status) => {
                     // A peer failed for good: stop the other seeds, then report it.
                     context.cancelled.cancel();

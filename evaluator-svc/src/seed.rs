@@ -55,6 +55,90 @@ pub struct SeedContext {
     pub prune_reason: Mutex<Option<String>>,
 }
 
+/// A seed, its trial and the job that runs it.
+struct SeedTrial {
+    seed: u64,
+    trial_id: String,
+    job_id: String,
+}
+
+impl SeedTrial {
+    /// A new trial, whose job carries the trial's id.
+    fn new(seed: u64, trial_id: String) -> Self {
+        Self {
+            seed,
+            job_id: trial_id.clone(),
+            trial_id,
+        }
+    }
+}
+
+/// One seed's share of the result of a job of several seeds: its own final record, or its own
+/// failure; when it has neither, the job's end (a timeout, a cancellation). The job's CPU time
+/// is shared equally; wall time and peak memory are the job's.
+fn seed_share(result: &sb::JobResult, seed: u64, seeds: usize) -> sb::JobResult {
+    let usage = result.usage.map(|usage| common::ResourceUsage {
+        cpu_seconds: usage.cpu_seconds / seeds.max(1) as f64,
+        ..usage
+    });
+    let job_reason = common::ExitReason::try_from(result.exit_reason).unwrap_or_default();
+    let outcome = result.seeds.iter().find(|outcome| outcome.seed == seed);
+    let (exit_reason, message, final_metrics) = match outcome {
+        Some(outcome) if !outcome.final_metrics.is_empty() => (
+            common::ExitReason::Completed,
+            String::new(),
+            outcome.final_metrics.clone(),
+        ),
+        // The trainer said why this seed failed (it exits 1 when any seed fails).
+        Some(outcome)
+            if matches!(
+                job_reason,
+                common::ExitReason::Completed | common::ExitReason::Failed
+            ) =>
+        {
+            (
+                common::ExitReason::Failed,
+                outcome.error.clone(),
+                HashMap::new(),
+            )
+        }
+        Some(_) => (job_reason, result.message.clone(), HashMap::new()),
+        None if job_reason == common::ExitReason::Completed => (
+            common::ExitReason::Failed,
+            format!("the sandbox reported no result for seed {seed}"),
+            HashMap::new(),
+        ),
+        None => (job_reason, result.message.clone(), HashMap::new()),
+    };
+    let state = if exit_reason == common::ExitReason::Completed {
+        common::JobState::Succeeded
+    } else {
+        common::JobState::Failed
+    };
+    sb::JobResult {
+        state: state as i32,
+        exit_reason: exit_reason as i32,
+        message,
+        final_metrics,
+        usage,
+        seeds: Vec::new(),
+        ..result.clone()
+    }
+}
+
+/// The limits of a job of `seeds` seeds from limits meant for one: memory and time scale with
+/// the seeds (each has its own model, and the job's threads are shared between them); the rest
+/// (processes, files, output, scratch, CPU) are the job's as asked. Unset (0) stays unset: the
+/// sandbox's default for the whole job.
+fn per_job(limits: common::ResourceLimits, seeds: usize) -> common::ResourceLimits {
+    let seeds = seeds.max(1) as u64;
+    common::ResourceLimits {
+        memory_bytes: limits.memory_bytes.saturating_mul(seeds),
+        timeout_seconds: limits.timeout_seconds.saturating_mul(seeds),
+        ..limits
+    }
+}
+
 /// Why the evaluator itself stopped a job.
 #[derive(Debug, Clone, PartialEq)]
 enum Stop {
@@ -71,22 +155,30 @@ impl SeedContext {
             .await;
     }
 
-    fn job_spec(&self, seed: u64, trial_id: &str) -> sb::JobSpec {
+    /// The sandbox job of `trials`: one seed as `seed`, several as `seeds` — with the request's
+    /// memory and time limits, which are per seed, multiplied by their number.
+    fn job_spec(&self, trials: &[SeedTrial]) -> sb::JobSpec {
+        let seeds: Vec<u64> = trials.iter().map(|t| t.seed).collect();
+        let first = trials.first();
         sb::JobSpec {
             kind: Some(sb::job_spec::Kind::Train(sb::TrainJob {
                 model: Some(self.model.clone()),
                 train: Some(self.train),
                 prepared_dataset_id: self.prepared_dataset_id.clone(),
-                seed,
+                seed: seeds.first().copied().unwrap_or_default(),
+                seeds: if seeds.len() > 1 { seeds } else { Vec::new() },
                 save_weights: false,
                 device: self.device.clone(),
             })),
-            limits: self.limits,
+            limits: self.limits.map(|limits| per_job(limits, trials.len())),
             backend: self.backend as i32,
             labels: HashMap::from([
                 ("evaluation".to_owned(), self.evaluation_id.clone()),
                 ("candidate".to_owned(), self.candidate_id.clone()),
-                ("trial".to_owned(), trial_id.to_owned()),
+                (
+                    "trial".to_owned(),
+                    first.map(|t| t.trial_id.clone()).unwrap_or_default(),
+                ),
             ]),
             artifact_trial_id: String::new(),
         }
@@ -175,13 +267,13 @@ impl SeedContext {
         seed: u64,
         adopted: Option<String>,
     ) -> Result<pb::SeedResult, EvaluatorError> {
-        let (trial_id, job_id) = match adopted {
+        let trial = match adopted {
             None => {
                 let trial = self
                     .ledger
                     .create_trial(&self.candidate_id, seed, &self.device)
                     .await?;
-                (trial.id.clone(), trial.id)
+                SeedTrial::new(seed, trial.id)
             }
             Some(trial_id) => {
                 let fresh = uuid::Uuid::now_v7().simple().to_string();
@@ -193,27 +285,73 @@ impl SeedContext {
                         ..Default::default()
                     })
                     .await?;
-                (trial_id, job_id)
+                SeedTrial {
+                    seed,
+                    trial_id,
+                    job_id,
+                }
             }
         };
-        self.emit(pb::evaluate_event::Event::SeedStarted(pb::SeedStarted {
-            seed,
-            trial_id: trial_id.clone(),
-            job_id: job_id.clone(),
-        }))
-        .await;
+        let mut results = self.run_job(&[trial]).await?;
+        results
+            .pop()
+            .ok_or_else(|| EvaluatorError::Internal(format!("seed {seed} ended without a result")))
+    }
+
+    /// Runs `seeds` (two or more, none adopted) in one sandbox job: one trainer process, the
+    /// dataset opened once, the job's threads split between them; each seed in a trial of its
+    /// own, recorded exactly as when it runs alone.
+    pub async fn run_seeds(&self, seeds: &[u64]) -> Result<Vec<pb::SeedResult>, EvaluatorError> {
+        let mut trials: Vec<SeedTrial> = Vec::with_capacity(seeds.len());
+        for &seed in seeds {
+            let trial = self
+                .ledger
+                .create_trial(&self.candidate_id, seed, &self.device)
+                .await?;
+            let mut trial = SeedTrial::new(seed, trial.id);
+            if let Some(first) = trials.first() {
+                // Every trial of the job names the job, which carries the first trial's id.
+                trial.job_id.clone_from(&first.job_id);
+                self.ledger
+                    .update_trial(reg::UpdateTrialRequest {
+                        id: trial.trial_id.clone(),
+                        job_id: Some(trial.job_id.clone()),
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+            trials.push(trial);
+        }
+        self.run_job(&trials).await
+    }
+
+    /// Runs the job of `trials` (one, or several seeds under one job id) to its end and
+    /// finishes every trial.
+    async fn run_job(&self, trials: &[SeedTrial]) -> Result<Vec<pb::SeedResult>, EvaluatorError> {
+        let Some(first) = trials.first() else {
+            return Ok(Vec::new());
+        };
+        let job_id = first.job_id.clone();
+        for trial in trials {
+            self.emit(pb::evaluate_event::Event::SeedStarted(pb::SeedStarted {
+                seed: trial.seed,
+                trial_id: trial.trial_id.clone(),
+                job_id: job_id.clone(),
+            }))
+            .await;
+        }
         if self.cancelled.is_cancelled() || self.pruned.is_cancelled() {
             let stop = if self.cancelled.is_cancelled() {
                 Stop::Cancelled
             } else {
                 Stop::Pruned(self.prune_reason().unwrap_or_default())
             };
-            return self.finish(seed, &trial_id, None, Some(stop)).await;
+            return self.finish_all(trials, None, Some(stop)).await;
         }
-        let spec = self.job_spec(seed, &trial_id);
+        let spec = self.job_spec(trials);
         let mut stream = self.start_job(&job_id, &spec).await?;
         let mut reattached = 0;
-        let mut last_epoch = 0;
+        let mut last_epochs: HashMap<u64, u64> = HashMap::new();
         let mut stop: Option<Stop> = None;
         let result = loop {
             let message = tokio::select! {
@@ -238,17 +376,31 @@ impl SeedContext {
             match message {
                 Ok(Some(event)) => match event.event {
                     Some(sb::job_event::Event::Started(_)) => {
-                        self.ledger
-                            .update_trial(reg::UpdateTrialRequest {
-                                id: trial_id.clone(),
-                                state: Some(common::TrialState::Running as i32),
-                                ..Default::default()
-                            })
-                            .await?;
+                        for trial in trials {
+                            self.ledger
+                                .update_trial(reg::UpdateTrialRequest {
+                                    id: trial.trial_id.clone(),
+                                    state: Some(common::TrialState::Running as i32),
+                                    ..Default::default()
+                                })
+                                .await?;
+                        }
                     }
-                    Some(sb::job_event::Event::Epoch(epoch)) if epoch.epoch > last_epoch => {
-                        last_epoch = epoch.epoch;
-                        self.record_epoch(seed, &trial_id, epoch).await?;
+                    Some(sb::job_event::Event::Epoch(epoch)) => {
+                        // One seed's records carry no seed; a job of several names it.
+                        let owner = match (trials, epoch.seed) {
+                            ([only], _) => Some(only),
+                            (_, Some(seed)) => trials.iter().find(|t| t.seed == seed),
+                            (_, None) => None,
+                        };
+                        if let Some(trial) = owner {
+                            let last = last_epochs.entry(trial.seed).or_default();
+                            if epoch.epoch > *last {
+                                *last = epoch.epoch;
+                                self.record_epoch(trial.seed, &trial.trial_id, epoch)
+                                    .await?;
+                            }
+                        }
                     }
                     Some(sb::job_event::Event::Finished(result)) => break Some(result),
                     _ => {}
@@ -271,7 +423,30 @@ impl SeedContext {
                 }
             }
         };
-        self.finish(seed, &trial_id, result, stop).await
+        self.finish_all(trials, result, stop).await
+    }
+
+    /// Finishes each trial of a job with its own share of the job's result.
+    async fn finish_all(
+        &self,
+        trials: &[SeedTrial],
+        result: Option<sb::JobResult>,
+        stop: Option<Stop>,
+    ) -> Result<Vec<pb::SeedResult>, EvaluatorError> {
+        let mut results = Vec::with_capacity(trials.len());
+        for trial in trials {
+            let own = match (&result, trials.len()) {
+                (Some(result), several) if several > 1 => {
+                    Some(seed_share(result, trial.seed, several))
+                }
+                (result, _) => result.clone(),
+            };
+            results.push(
+                self.finish(trial.seed, &trial.trial_id, own, stop.clone())
+                    .await?,
+            );
+        }
+        Ok(results)
     }
 
     /// A job the sandbox refused (for example a dataset that vanished): a failed seed.
@@ -431,5 +606,97 @@ pub fn failure_message(reason: common::ExitReason, result: &sb::JobResult) -> St
         format!("the job {what}")
     } else {
         format!("the job {what}: {}", result.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job_result(reason: common::ExitReason, seeds: Vec<sb::SeedOutcome>) -> sb::JobResult {
+        sb::JobResult {
+            exit_reason: reason as i32,
+            message: "the job's own message".into(),
+            usage: Some(common::ResourceUsage {
+                cpu_seconds: 9.0,
+                wall_seconds: 4.0,
+                ..Default::default()
+            }),
+            seeds,
+            ..Default::default()
+        }
+    }
+
+    fn outcome(seed: u64, accuracy: Option<f64>, error: &str) -> sb::SeedOutcome {
+        sb::SeedOutcome {
+            seed,
+            final_metrics: accuracy
+                .map(|a| HashMap::from([("val_accuracy".to_owned(), a)]))
+                .unwrap_or_default(),
+            error: error.into(),
+        }
+    }
+
+    #[test]
+    fn each_seed_gets_its_own_end_of_a_shared_job() {
+        // The trainer exits 1 when one seed fails: the others keep their final records.
+        let result = job_result(
+            common::ExitReason::Failed,
+            vec![
+                outcome(1, Some(0.9), ""),
+                outcome(2, None, "the loss became NaN at epoch 2"),
+            ],
+        );
+        let first = seed_share(&result, 1, 3);
+        assert_eq!(first.exit_reason, common::ExitReason::Completed as i32);
+        assert_eq!(first.state, common::JobState::Succeeded as i32);
+        assert_eq!(first.final_metrics["val_accuracy"], 0.9);
+        assert_eq!(
+            first.usage.map(|u| (u.cpu_seconds, u.wall_seconds)),
+            Some((3.0, 4.0))
+        );
+        let second = seed_share(&result, 2, 3);
+        assert_eq!(second.exit_reason, common::ExitReason::Failed as i32);
+        assert_eq!(second.message, "the loss became NaN at epoch 2");
+        assert!(second.final_metrics.is_empty() && second.seeds.is_empty());
+        // A seed the sandbox does not mention in a completed job failed; in a timed-out job
+        // it shares the job's end.
+        let missing = seed_share(&result, 3, 3);
+        assert_eq!(missing.exit_reason, common::ExitReason::Failed as i32);
+        let completed = job_result(common::ExitReason::Completed, Vec::new());
+        assert!(
+            seed_share(&completed, 3, 3)
+                .message
+                .contains("no result for seed 3")
+        );
+        let timed_out = job_result(
+            common::ExitReason::Timeout,
+            vec![outcome(1, Some(0.8), ""), outcome(2, None, "ended first")],
+        );
+        assert_eq!(
+            seed_share(&timed_out, 1, 2).exit_reason,
+            common::ExitReason::Completed as i32
+        );
+        let late = seed_share(&timed_out, 2, 2);
+        assert_eq!(late.exit_reason, common::ExitReason::Timeout as i32);
+        assert_eq!(late.message, "the job's own message");
+    }
+
+    #[test]
+    fn memory_and_time_scale_with_the_seeds_of_a_job() {
+        let one = common::ResourceLimits {
+            memory_bytes: 1 << 30,
+            timeout_seconds: 60,
+            cpu_millis: 2_000,
+            ..Default::default()
+        };
+        let three = per_job(one, 3);
+        assert_eq!(
+            (three.memory_bytes, three.timeout_seconds, three.cpu_millis),
+            (3 << 30, 180, 2_000)
+        );
+        assert_eq!(per_job(one, 1), one);
+        let unset = per_job(common::ResourceLimits::default(), 4);
+        assert_eq!((unset.memory_bytes, unset.timeout_seconds), (0, 0));
     }
 }

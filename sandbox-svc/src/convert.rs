@@ -38,6 +38,7 @@ pub fn job_from_proto(spec: Option<&pb::JobSpec>) -> Result<(Job, Option<Backend
                 train: train_spec,
                 prepared_dataset_id: train.prepared_dataset_id.clone(),
                 seed: train.seed,
+                seeds: train.seeds.clone(),
                 save_weights: train.save_weights,
                 device: train.device.clone(),
             })
@@ -271,6 +272,15 @@ pub fn result_to_proto(result: &JobResult) -> pb::JobResult {
         signal: result.signal,
         message: result.message.clone(),
         final_metrics: result.final_metrics.clone().into_iter().collect(),
+        seeds: result
+            .seeds
+            .iter()
+            .map(|outcome| pb::SeedOutcome {
+                seed: outcome.seed,
+                final_metrics: outcome.final_metrics.clone().into_iter().collect(),
+                error: outcome.error.clone(),
+            })
+            .collect(),
         usage: Some(common::ResourceUsage {
             wall_seconds: result.usage.wall_seconds,
             cpu_seconds: result.usage.cpu_seconds,
@@ -319,10 +329,12 @@ pub fn event_to_proto(job_id: &str, timed: &TimedEvent) -> pb::JobEvent {
             epoch,
             metrics,
             seconds,
+            seed,
         } => E::Epoch(pb::EpochMetrics {
             epoch: *epoch,
             metrics: metrics.clone().into_iter().collect(),
             seconds: *seconds,
+            seed: *seed,
         }),
         Event::Resources(sample) => E::Resources(sample_to_proto(sample)),
         Event::Finished(result) => E::Finished(result_to_proto(result)),
@@ -354,6 +366,7 @@ fn job_to_proto(entry: &crate::jobs::JobEntry) -> pb::JobSpec {
             train: Some((&train.train).into()),
             prepared_dataset_id: train.prepared_dataset_id.clone(),
             seed: train.seed,
+            seeds: train.seeds.clone(),
             save_weights: train.save_weights,
             device: train.device.clone(),
         }),

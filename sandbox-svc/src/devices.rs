@@ -20,6 +20,10 @@ pub struct DeviceReport {
     pub available: bool,
     #[serde(default)]
     pub unavailable_reason: String,
+    /// Folders of libraries the device loads at run time (Burn's CUDA backend: the driver and
+    /// NVRTC), made visible to train jobs and put on their library path.
+    #[serde(default)]
+    pub library_folders: Vec<std::path::PathBuf>,
 }
 
 /// What the trainer said about its devices, or why it could not be asked.
@@ -107,19 +111,45 @@ impl Devices {
         }
     }
 
+    /// The folders every available device loads libraries from at run time, each once.
+    pub fn library_folders(&self) -> Vec<std::path::PathBuf> {
+        let mut folders: Vec<std::path::PathBuf> = Vec::new();
+        for folder in self
+            .reports
+            .iter()
+            .filter(|report| report.available)
+            .flat_map(|report| &report.library_folders)
+        {
+            if folder.is_absolute() && !folders.contains(folder) {
+                folders.push(folder.clone());
+            }
+        }
+        folders
+    }
+
+    /// The library path a job on `device` needs (its run-time library folders), if any.
+    pub fn library_path(&self, device: &str) -> Option<String> {
+        let report = self.reports.iter().find(|report| report.name == device)?;
+        let folders: Vec<String> = report
+            .library_folders
+            .iter()
+            .filter(|folder| folder.is_absolute())
+            .map(|folder| folder.display().to_string())
+            .collect();
+        (!folders.is_empty()).then(|| folders.join(":"))
+    }
+
     /// Each device on `backend`, fastest first. The process and docker sandboxes run the trainer
     /// that was asked, with its library folders visible, so both have what the trainer said;
     /// the kubernetes backend runs the trainer of the deployed image, a static build that
-    /// carries no LibTorch.
+    /// carries no LibTorch and cannot load the CUDA driver.
     pub fn on(&self, backend: BackendKind) -> Vec<DeviceReport> {
         self.reports
             .iter()
             .map(|report| {
-                if report.available
-                    && report.name.starts_with("libtorch")
-                    && backend == BackendKind::Kubernetes
+                if report.available && report.name != "flex" && backend == BackendKind::Kubernetes
                 {
-                    let why = "the kubernetes backend's trainer image (deploy/docker) is a static build that carries no LibTorch".to_owned();
+                    let why = "the kubernetes backend's trainer image (deploy/docker) is a static build that carries no LibTorch and cannot load the CUDA driver".to_owned();
                     DeviceReport {
                         available: false,
                         unavailable_reason: why,
@@ -173,6 +203,7 @@ fn assumed(name: &str, why: &str) -> DeviceReport {
         name: name.to_owned(),
         available: flex,
         unavailable_reason: if flex { String::new() } else { why.to_owned() },
+        library_folders: Vec::new(),
     }
 }
 
@@ -242,5 +273,31 @@ mod tests {
         ));
         let none = Devices::flex_only("no trainer to ask");
         assert_eq!(none.on(BackendKind::Process).len(), KNOWN.len());
+    }
+
+    #[test]
+    fn cuda_library_folders_are_taken_from_available_devices_only() {
+        let devices = Devices::parse(
+            r#"{"name":"cuda","available":true,"library_folders":["/usr/lib/x86_64-linux-gnu","/venv/nvidia/cu13/lib","relative"]}
+{"name":"libtorch-cuda","available":false,"unavailable_reason":"no","library_folders":["/elsewhere"]}
+{"name":"flex","available":true}"#,
+        );
+        assert_eq!(
+            devices.library_folders(),
+            [
+                std::path::PathBuf::from("/usr/lib/x86_64-linux-gnu"),
+                "/venv/nvidia/cu13/lib".into()
+            ]
+        );
+        assert_eq!(
+            devices.library_path("cuda").as_deref(),
+            Some("/usr/lib/x86_64-linux-gnu:/venv/nvidia/cu13/lib")
+        );
+        assert_eq!(devices.library_path("flex"), None);
+        // The kubernetes backend's image cannot load the driver.
+        assert!(matches!(
+            devices.choose("cuda", BackendKind::Kubernetes),
+            Err(DeviceRefusal::Unavailable { why, .. }) if why.contains("CUDA driver")
+        ));
     }
 }

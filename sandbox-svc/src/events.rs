@@ -84,6 +84,16 @@ pub struct Usage {
     pub output_bytes: u64,
 }
 
+/// How one seed of a job of several seeds ended.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    /// Its final record; empty when it failed or never finished.
+    pub final_metrics: BTreeMap<String, f64>,
+    /// Why it failed; empty otherwise.
+    pub error: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobResult {
     pub reason: ExitReason,
@@ -94,6 +104,8 @@ pub struct JobResult {
     pub message: String,
     /// The metrics protocol's `{"event":"final",…}` record (numbers only).
     pub final_metrics: BTreeMap<String, f64>,
+    /// A job of several seeds: how each ended, in the order the job listed them.
+    pub seeds: Vec<SeedOutcome>,
     pub usage: Usage,
     pub outputs: Vec<JobOutput>,
     pub enforcement: Option<Enforcement>,
@@ -108,6 +120,7 @@ impl JobResult {
             signal: 0,
             message: message.into(),
             final_metrics: BTreeMap::new(),
+            seeds: Vec::new(),
             usage: Usage::default(),
             outputs: Vec::new(),
             enforcement: None,
@@ -129,6 +142,8 @@ pub enum Event {
         epoch: u64,
         metrics: BTreeMap<String, f64>,
         seconds: f64,
+        /// The seed it belongs to, in a job of several seeds.
+        seed: Option<u64>,
     },
     Resources(ResourceSample),
     Finished(JobResult),

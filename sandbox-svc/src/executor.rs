@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Launch;
 use crate::config::SandboxSettings;
 use crate::docker::DockerBackend;
-use crate::events::{BackendKind, Event, ExitReason, JobResult, Usage};
+use crate::events::{BackendKind, Event, ExitReason, JobResult, SeedOutcome, Usage};
 use crate::job::{Job, JobKind};
 use crate::kubernetes::KubernetesBackend;
 use crate::process::ProcessBackend;
 use crate::process::plan::{DATASET_MOUNT, SCRATCH_MOUNT, TRAINER_MOUNT};
-use crate::supervise::{classify, watch};
+use crate::supervise::{Watched, classify, watch};
 use crate::validate::{Validation, validate};
 use crate::workdir::{OUTPUT_SUBDIR, TMP_SUBDIR, WorkDir};
 
@@ -84,7 +84,13 @@ impl Executor {
             tracing::info!(gpus = ?gpus.gpus(), jobs_per_gpu = settings.jobs_per_gpu, "GPUs");
         }
         let instance = instance_name(&settings.work_dir);
-        let process = ProcessBackend::new(settings.process.clone(), &instance, trainer.as_deref());
+        let runtime_folders = devices.library_folders();
+        let process = ProcessBackend::new(
+            settings.process.clone(),
+            &instance,
+            trainer.as_deref(),
+            &runtime_folders,
+        );
         if let Ok(backend) = &process {
             tracing::info!(
                 resource_control = backend.resource_control(),
@@ -93,7 +99,13 @@ impl Executor {
             );
         }
         let docker = if settings.docker_enabled {
-            DockerBackend::new(&settings.docker, trainer.as_deref(), &instance).await
+            DockerBackend::new(
+                &settings.docker,
+                trainer.as_deref(),
+                &runtime_folders,
+                &instance,
+            )
+            .await
         } else {
             Err("the docker backend is disabled (sandbox.docker_enabled = false)".into())
         };
@@ -294,6 +306,14 @@ impl Executor {
         if let (BackendKind::Process, Some(index)) = (backend, gpu) {
             env.push(("CUDA_VISIBLE_DEVICES".into(), index.to_string()));
         }
+        // Burn's CUDA backend opens the driver and NVRTC by name: from the folders it found
+        // them in when asked (visible read-only to train jobs).
+        if let Some(path) = job
+            .train_device()
+            .and_then(|device| self.devices.library_path(device))
+        {
+            env.push(("LD_LIBRARY_PATH".into(), path));
+        }
         let launch = Launch {
             job_id,
             argv: prepared.argv,
@@ -354,6 +374,7 @@ impl Executor {
                 }
             }
         }
+        let seeds = seed_outcomes(job, &mut watched, &message);
         let exit = &watched.exit;
         JobResult {
             reason,
@@ -361,6 +382,7 @@ impl Executor {
             signal: exit.signal.unwrap_or(0),
             message,
             final_metrics: watched.final_metrics,
+            seeds,
             usage: Usage {
                 wall_seconds: watched.wall_seconds,
                 cpu_seconds: watched.cpu_seconds.max(exit.cpu_seconds),
@@ -433,8 +455,6 @@ impl Executor {
                     &format!("{SCRATCH_MOUNT}/spec.json"),
                     "--data",
                     DATASET_MOUNT,
-                    "--seed",
-                    &train.seed.to_string(),
                     "--threads",
                     &threads.to_string(),
                     "--backend",
@@ -442,6 +462,12 @@ impl Executor {
                 ]
                 .map(str::to_owned)
                 .to_vec();
+                if train.seeds.is_empty() {
+                    argv.extend(["--seed".to_owned(), train.seed.to_string()]);
+                } else {
+                    let seeds: Vec<String> = train.seeds.iter().map(u64::to_string).collect();
+                    argv.extend(["--seeds".to_owned(), seeds.join(",")]);
+                }
                 if train.save_weights {
                     argv.push("--output".into());
                     argv.push(format!("{SCRATCH_MOUNT}/{OUTPUT_SUBDIR}"));
@@ -465,6 +491,33 @@ impl Executor {
             }
         }
     }
+}
+
+/// How each seed of a job of several seeds ended, in the job's order: its final record, its
+/// error, or — when it printed neither — the job's own end (`message`).
+fn seed_outcomes(job: &Job, watched: &mut Watched, message: &str) -> Vec<SeedOutcome> {
+    let JobKind::Train(train) = &job.kind else {
+        return Vec::new();
+    };
+    train
+        .seeds
+        .iter()
+        .map(|&seed| {
+            let final_metrics = watched.seed_finals.remove(&seed).unwrap_or_default();
+            let error = match watched.seed_errors.remove(&seed) {
+                Some(error) => error,
+                None if final_metrics.is_empty() => {
+                    format!("the job ended before this seed finished: {message}")
+                }
+                None => String::new(),
+            };
+            SeedOutcome {
+                seed,
+                final_metrics,
+                error,
+            }
+        })
+        .collect()
 }
 
 /// A short name for this service instance, from its work folder: what a restarted instance

@@ -15,6 +15,8 @@ pub struct TrainJob {
     /// A prepared dataset of dataset-svc's cache, mounted read-only.
     pub prepared_dataset_id: String,
     pub seed: u64,
+    /// Several seeds in one trainer process (`seed` then ignored); empty for one seed.
+    pub seeds: Vec<u64>,
     pub save_weights: bool,
     /// Training device: "" (flex), "flex", "libtorch", "libtorch-cuda", "cuda" or "auto"; a
     /// job accepted by the queue carries the device chosen for it (`auto` resolved).
@@ -55,6 +57,14 @@ pub struct Job {
 }
 
 impl Job {
+    /// A train job's device (as chosen when it was accepted); none for a command job.
+    pub fn train_device(&self) -> Option<&str> {
+        match &self.kind {
+            JobKind::Train(train) => Some(train.device.as_str()),
+            JobKind::Command(_) => None,
+        }
+    }
+
     /// A train job on a CUDA device (`libtorch-cuda`, `cuda`): it needs a GPU.
     pub fn on_gpu(&self) -> bool {
         matches!(&self.kind, JobKind::Train(train) if ra_spec::device::on_gpu(&train.device))

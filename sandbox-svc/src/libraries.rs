@@ -80,22 +80,39 @@ fn loaded_libraries(listing: &str) -> Result<Vec<PathBuf>, String> {
 
 /// Each library's folder, canonical and as spelt (normalised), that no `covered` path holds.
 fn outside(libraries: &[PathBuf], covered: &[PathBuf]) -> Vec<PathBuf> {
+    let candidates = libraries.iter().flat_map(|library| {
+        let spelt = library.parent().map(normalise);
+        let real = library
+            .canonicalize()
+            .ok()
+            .and_then(|path| path.parent().map(Path::to_path_buf));
+        [real, spelt].into_iter().flatten()
+    });
+    keep_outside(candidates, covered)
+}
+
+/// The folders (each canonicalised and as spelt) outside `covered`: library folders a device
+/// loads from at run time, which no `ldd` listing shows.
+pub fn outside_folders(folders: &[PathBuf], covered: &[PathBuf]) -> Vec<PathBuf> {
+    let candidates = folders
+        .iter()
+        .filter(|folder| folder.is_absolute())
+        .flat_map(|folder| [folder.canonicalize().ok(), Some(normalise(folder))])
+        .flatten();
+    keep_outside(candidates, covered)
+}
+
+/// The candidates not under a `covered` path, each once, outermost first, none inside another.
+fn keep_outside(candidates: impl Iterator<Item = PathBuf>, covered: &[PathBuf]) -> Vec<PathBuf> {
     let covered: Vec<PathBuf> = covered
         .iter()
         .flat_map(|path| [normalise(path), path.canonicalize().unwrap_or_default()])
         .filter(|path| !path.as_os_str().is_empty())
         .collect();
     let mut folders: Vec<PathBuf> = Vec::new();
-    for library in libraries {
-        let spelt = library.parent().map(normalise);
-        let real = library
-            .canonicalize()
-            .ok()
-            .and_then(|path| path.parent().map(Path::to_path_buf));
-        for folder in [real, spelt].into_iter().flatten() {
-            if !covered.iter().any(|c| folder.starts_with(c)) && !folders.contains(&folder) {
-                folders.push(folder);
-            }
+    for folder in candidates {
+        if !covered.iter().any(|c| folder.starts_with(c)) && !folders.contains(&folder) {
+            folders.push(folder);
         }
     }
     // Outermost first, so that a folder inside another one taken is dropped.

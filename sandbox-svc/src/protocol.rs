@@ -1,6 +1,7 @@
 //! Reading a job's output: bytes split into lines per stream (overlong lines cut into pieces),
 //! and stdout lines that are metrics-protocol records (`{"event":"epoch",…}`,
-//! `{"event":"final",…}`) told apart from log lines.
+//! `{"event":"final",…}`, and in a job of several seeds `{"event":"seed_failed",…}`, each with
+//! its `"seed"`) told apart from log lines.
 
 use std::collections::BTreeMap;
 
@@ -50,7 +51,22 @@ impl LineSplitter {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     Event(Event),
-    Final(BTreeMap<String, f64>),
+    /// A final record, with the seed it names (a job of several seeds).
+    Final {
+        metrics: BTreeMap<String, f64>,
+        seed: Option<u64>,
+    },
+    /// One seed of a job of several seeds failed; the others go on.
+    SeedFailed {
+        seed: u64,
+        error: String,
+    },
+}
+
+/// A record's `"seed"`, taken out of its numbers: a whole number ≥ 0 that fits a u64.
+fn take_seed(metrics: &mut BTreeMap<String, f64>) -> Option<u64> {
+    let value = metrics.remove("seed")?;
+    (value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64).then_some(value as u64)
 }
 
 /// Numeric fields of a record (booleans as 0/1), without `event`.
@@ -80,13 +96,28 @@ pub fn interpret(stream: OutputStream, line: String) -> Line {
                 let mut metrics = numbers(&object);
                 let epoch = metrics.remove("epoch").unwrap_or(0.0).max(0.0) as u64;
                 let seconds = metrics.remove("seconds").unwrap_or(0.0);
+                let seed = take_seed(&mut metrics);
                 return Line::Event(Event::Epoch {
                     epoch,
                     metrics,
                     seconds,
+                    seed,
                 });
             }
-            Some("final") => return Line::Final(numbers(&object)),
+            Some("final") => {
+                let mut metrics = numbers(&object);
+                let seed = take_seed(&mut metrics);
+                return Line::Final { metrics, seed };
+            }
+            Some("seed_failed") => {
+                if let Some(seed) = take_seed(&mut numbers(&object)) {
+                    let error = object.get("error").and_then(|e| e.as_str()).unwrap_or("");
+                    return Line::SeedFailed {
+                        seed,
+                        error: error.chars().take(4000).collect(),
+                    };
+                }
+            }
             _ => {}
         }
     }
@@ -110,8 +141,9 @@ mod tests {
                 epoch,
                 metrics,
                 seconds,
+                seed,
             }) => {
-                assert_eq!((epoch, seconds), (2, 1.5));
+                assert_eq!((epoch, seconds, seed), (2, 1.5, None));
                 assert_eq!(metrics.get("val_accuracy"), Some(&0.5));
             }
             other => panic!("not an epoch: {other:?}"),
@@ -125,9 +157,9 @@ mod tests {
         );
         let record = r#"{"event":"final","val_accuracy":0.9,"stopped_early":true,"name":"x"}"#;
         match interpret(OutputStream::Stdout, record.into()) {
-            Line::Final(metrics) => {
+            Line::Final { metrics, seed } => {
                 assert_eq!(metrics.get("stopped_early"), Some(&1.0));
-                assert_eq!(metrics.len(), 2);
+                assert_eq!((metrics.len(), seed), (2, None));
             }
             other => panic!("not final: {other:?}"),
         }
@@ -138,6 +170,40 @@ mod tests {
         ));
         let long = vec![b'x'; MAX_LINE_BYTES * 2 + 5];
         assert_eq!(splitter.push(&long).len(), 2);
+    }
+
+    #[test]
+    fn the_records_of_a_job_of_several_seeds_name_their_seed() {
+        let epoch = r#"{"event":"epoch","epoch":1,"seed":7,"val_accuracy":0.5,"seconds":1}"#;
+        assert!(matches!(
+            interpret(OutputStream::Stdout, epoch.into()),
+            Line::Event(Event::Epoch { seed: Some(7), metrics, .. }) if !metrics.contains_key("seed")
+        ));
+        let last = r#"{"event":"final","seed":7,"val_accuracy":0.9}"#;
+        assert!(matches!(
+            interpret(OutputStream::Stdout, last.into()),
+            Line::Final { seed: Some(7), metrics } if metrics.len() == 1
+        ));
+        let failed = r#"{"event":"seed_failed","seed":3,"error":"the loss became NaN"}"#;
+        assert_eq!(
+            interpret(OutputStream::Stdout, failed.into()),
+            Line::SeedFailed {
+                seed: 3,
+                error: "the loss became NaN".into()
+            }
+        );
+        // A seed that is not a whole number ≥ 0 is no seed; a failure without one is a log line.
+        for bad in ["-1", "1.5", "1e30"] {
+            let line = format!(r#"{{"event":"final","seed":{bad},"val_accuracy":0.9}}"#);
+            assert!(matches!(
+                interpret(OutputStream::Stdout, line),
+                Line::Final { seed: None, .. }
+            ));
+        }
+        assert!(matches!(
+            interpret(OutputStream::Stdout, r#"{"event":"seed_failed"}"#.into()),
+            Line::Event(Event::Log { .. })
+        ));
     }
 
     proptest::proptest! {

@@ -25,6 +25,10 @@ pub struct Watched {
     /// Set when the sandbox ended the job (timeout, output cap, cancellation).
     pub ended_for: Option<ExitReason>,
     pub final_metrics: BTreeMap<String, f64>,
+    /// A job of several seeds: the final record of each seed that finished, and the error of
+    /// each that failed.
+    pub seed_finals: BTreeMap<u64, BTreeMap<String, f64>>,
+    pub seed_errors: BTreeMap<u64, String>,
     pub output_bytes: u64,
     pub stderr_tail: VecDeque<String>,
     pub wall_seconds: f64,
@@ -130,7 +134,19 @@ fn handle(
     }
     match interpret(stream, line) {
         Line::Event(event) => emit(event),
-        Line::Final(metrics) => watched.final_metrics = metrics,
+        Line::Final {
+            metrics,
+            seed: Some(seed),
+        } => {
+            watched.seed_finals.insert(seed, metrics);
+        }
+        Line::Final {
+            metrics,
+            seed: None,
+        } => watched.final_metrics = metrics,
+        Line::SeedFailed { seed, error } => {
+            watched.seed_errors.insert(seed, error);
+        }
     }
 }
 

@@ -125,6 +125,32 @@ pub fn validate(
     }
 }
 
+/// Most seeds one job may train at once.
+pub const MAX_SEEDS_PER_JOB: usize = 64;
+
+/// A job's list of seeds: at most [`MAX_SEEDS_PER_JOB`], none twice.
+fn check_seeds(seeds: &[u64], violations: &mut Vec<Violation>) {
+    if seeds.len() > MAX_SEEDS_PER_JOB {
+        violations.push(
+            Violation::new(
+                "seeds",
+                format!(
+                    "a job trains at most {MAX_SEEDS_PER_JOB} seeds, not {}; split them between jobs",
+                    seeds.len()
+                ),
+            )
+            .with_values(seeds.len().to_string(), MAX_SEEDS_PER_JOB.to_string()),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(repeated) = seeds.iter().find(|seed| !seen.insert(**seed)) {
+        violations.push(Violation::new(
+            "seeds",
+            format!("seed {repeated} is listed twice; each seed of a job must differ"),
+        ));
+    }
+}
+
 fn check_train(
     job: &TrainJob,
     policy: &Policy,
@@ -141,6 +167,7 @@ fn check_train(
             "auto, libtorch-cuda, cuda, libtorch, flex",
         ));
     }
+    check_seeds(&job.seeds, violations);
     let budget = Budget {
         max_parameters: policy.max_parameters,
         max_flops_per_sample: policy.max_flops_per_sample,
@@ -157,13 +184,23 @@ fn check_train(
         }
     };
     if let Some(report) = &report {
-        let needed = report.training_memory_bytes(u64::from(job.train.batch_size));
+        // Seeds of one job run at once up to one per CPU of its limit, each with its own model.
+        let at_once =
+            (job.seeds.len() as u64).clamp(1, u64::from(limits.cpu_millis.div_ceil(1000)).max(1));
+        let needed = report
+            .training_memory_bytes(u64::from(job.train.batch_size))
+            .saturating_mul(at_once);
         if needed > limits.memory_bytes {
+            let seeds = if at_once > 1 {
+                format!(" for {at_once} seeds at once")
+            } else {
+                String::new()
+            };
             violations.push(
                 Violation::new(
                     "memory_cap",
                     format!(
-                        "training with batches of {} needs about {needed} bytes (weights, optimizer state, activations), above the memory limit of {}",
+                        "training with batches of {}{seeds} needs about {needed} bytes (weights, optimizer state, activations), above the memory limit of {}",
                         job.train.batch_size, limits.memory_bytes
                     ),
                 )

@@ -42,6 +42,7 @@ fn train_job(model: ModelSpec, train: TrainSpec, dataset: &str) -> Job {
             train,
             prepared_dataset_id: dataset.to_owned(),
             seed: 1,
+            seeds: Vec::new(),
             save_weights: false,
             device: String::new(),
         }),
@@ -203,4 +204,57 @@ fn command_jobs_are_held_to_the_allowlists_and_safe_input_files() {
         validate(&command(&[], &[], vec![]), &policy, &manifest_of).violations[0].rule,
         "command_allowlist"
     );
+}
+
+#[test]
+fn the_seeds_of_one_job_are_few_and_distinct_and_their_memory_adds_up() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let id = prepared(cache.path());
+    let manifest_of = manifests(cache.path());
+    let policy = Policy::default();
+    let with_seeds = |seeds: Vec<u64>, limits: Limits| {
+        let mut job = train_job(mlp(16, 4), TrainSpec::default(), &id);
+        if let JobKind::Train(train) = &mut job.kind {
+            train.seeds = seeds;
+        }
+        job.limits = limits;
+        validate(&job, &policy, &manifest_of)
+    };
+    assert!(with_seeds(vec![1, 2, 3], Limits::default()).ok());
+    let repeated = with_seeds(vec![1, 2, 1], Limits::default());
+    assert_eq!(rules(&repeated), ["seeds"]);
+    assert!(
+        repeated.violations[0]
+            .message
+            .contains("seed 1 is listed twice")
+    );
+    let many = with_seeds((0..65).collect(), Limits::default());
+    assert_eq!(rules(&many), ["seeds"]);
+    assert!(many.violations[0].message.contains("at most 64"));
+
+    // Memory for one seed is enough for one, not for two at once on two CPUs.
+    let alone = with_seeds(Vec::new(), Limits::default());
+    let needed = alone
+        .report
+        .as_ref()
+        .expect("a report")
+        .training_memory_bytes(u64::from(TrainSpec::default().batch_size));
+    let tight = Limits {
+        memory_bytes: needed + 1,
+        cpu_millis: 1_000,
+        ..Limits::default()
+    };
+    let one = with_seeds(vec![7], tight);
+    assert!(one.ok(), "{:?}", one.violations);
+    // On one CPU the seeds take turns: one model at a time.
+    assert!(with_seeds(vec![1, 2, 3, 4], tight).ok());
+    if policy.limits.caps.cpu_millis >= 2_000 {
+        let two_cpus = Limits {
+            cpu_millis: 2_000,
+            ..tight
+        };
+        let four = with_seeds(vec![1, 2, 3, 4], two_cpus);
+        assert_eq!(rules(&four), ["memory_cap"]);
+        assert!(four.violations[0].message.contains("for 2 seeds at once"));
+    }
 }

@@ -214,6 +214,23 @@ async fn trials_of(
         .trials
 }
 
+async fn val_accuracy_points(
+    registry: &mut RegistryServiceClient<Channel>,
+    trial_id: &str,
+) -> Vec<common::MetricPoint> {
+    registry
+        .list_metrics(reg::ListMetricsRequest {
+            trial_id: trial_id.into(),
+            name: "val_accuracy".into(),
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list metrics")
+        .into_inner()
+        .points
+}
+
 fn value(seed: &pb::SeedResult) -> f64 {
     seed.final_metrics["val_accuracy"]
 }
@@ -272,17 +289,7 @@ async fn digits_evaluations_decide_compare_reuse_and_prune() {
     for trial in &trials {
         assert_eq!(trial.state, common::TrialState::Succeeded as i32);
         assert_eq!(trial.device, "flex");
-        let points = registry
-            .list_metrics(reg::ListMetricsRequest {
-                trial_id: trial.id.clone(),
-                name: "val_accuracy".into(),
-                page_size: 100,
-                page_token: String::new(),
-            })
-            .await
-            .expect("list metrics")
-            .into_inner()
-            .points;
+        let points = val_accuracy_points(&mut registry, &trial.id).await;
         assert_eq!(points.len(), 3, "one val_accuracy point per epoch");
     }
     let read = evaluator
@@ -618,6 +625,9 @@ async fn bad_requests_are_refused_with_reasons() {
     harness.stack.stop().await.expect("stop the stack");
 }
 
+/// One job at a time, a job per seed: seeds finish one by one.
+const ONE_AT_A_TIME: &str = "max_parallel_seeds = 1\nseeds_per_job = 1";
+
 /// An evaluator-svc binary of this build, started with its own config file.
 struct EvaluatorProcess {
     child: std::process::Child,
@@ -626,18 +636,39 @@ struct EvaluatorProcess {
 
 impl EvaluatorProcess {
     async fn start(root: &Path, stack: &Stack, sandbox_url: &str, attempts: u32) -> Self {
-        let started = Self::spawn(root, stack, sandbox_url, attempts);
+        Self::start_with(root, stack, sandbox_url, attempts, ONE_AT_A_TIME).await
+    }
+
+    /// With `settings` (lines of `[evaluator]`).
+    async fn start_with(
+        root: &Path,
+        stack: &Stack,
+        sandbox_url: &str,
+        attempts: u32,
+        settings: &str,
+    ) -> Self {
+        let started = Self::spawn_with(root, stack, sandbox_url, attempts, settings);
         started.wait_for(ServingStatus::Serving).await;
         started
     }
 
     fn spawn(root: &Path, stack: &Stack, sandbox_url: &str, attempts: u32) -> Self {
+        Self::spawn_with(root, stack, sandbox_url, attempts, ONE_AT_A_TIME)
+    }
+
+    fn spawn_with(
+        root: &Path,
+        stack: &Stack,
+        sandbox_url: &str,
+        attempts: u32,
+        settings: &str,
+    ) -> Self {
         let port = free_port();
         let config = root.join(format!("evaluator-{port}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[server]\nshutdown_grace_seconds = 1\nlog_filter = \"warn\"\n\n[evaluator]\nregistry_url = \"{}\"\nsandbox_url = \"{sandbox_url}\"\ndataset_url = \"{}\"\nmax_parallel_seeds = 1\n\n[evaluator.retry]\nattempts = {attempts}\ninitial_backoff_ms = 20\nmax_backoff_ms = 100\n",
+                "[server]\nshutdown_grace_seconds = 1\nlog_filter = \"warn\"\n\n[evaluator]\nregistry_url = \"{}\"\nsandbox_url = \"{sandbox_url}\"\ndataset_url = \"{}\"\n{settings}\n\n[evaluator.retry]\nattempts = {attempts}\ninitial_backoff_ms = 20\nmax_backoff_ms = 100\n",
                 stack.registry_url(),
                 stack.dataset_url()
             ),
@@ -812,5 +843,102 @@ async fn an_unreachable_sandbox_is_unavailable_after_retries() {
         status.message()
     );
     assert!(status.message().contains("3 tries"), "{}", status.message());
+    harness.stack.stop().await.expect("stop the stack");
+}
+
+/// An MLP with dropout (which draws random numbers while training) for digits.
+fn digits_mlp_with_dropout() -> common::ModelSpec {
+    let mut model = digits_mlp(64, 48);
+    model.layers.insert(
+        2,
+        common::Layer {
+            kind: Some(common::layer::Kind::Dropout(common::DropoutLayer {
+                probability: 0.2,
+            })),
+        },
+    );
+    model
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seeds_trained_in_one_job_match_the_seeds_trained_alone() {
+    let Some(harness) =
+        Harness::start("seeds_trained_in_one_job_match_the_seeds_trained_alone").await
+    else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("temporary directory");
+    let together = EvaluatorProcess::start_with(
+        root.path(),
+        &harness.stack,
+        &harness.stack.sandbox_url(),
+        3,
+        "max_parallel_seeds = 1\nseeds_per_job = 3",
+    )
+    .await;
+    let apart = EvaluatorProcess::start_with(
+        root.path(),
+        &harness.stack,
+        &harness.stack.sandbox_url(),
+        3,
+        "max_parallel_seeds = 3\nseeds_per_job = 1",
+    )
+    .await;
+    let mut grouped = EvaluatorServiceClient::connect(together.url.clone())
+        .await
+        .expect("connect");
+    let mut alone = EvaluatorServiceClient::connect(apart.url.clone())
+        .await
+        .expect("connect");
+    let mut registry = harness.registry().await;
+
+    let ask = || request(digits_mlp_with_dropout(), adam(0.01, 3), 3, 0.8);
+    let one_job = evaluate(&mut grouped, ask()).await;
+    let own_jobs = evaluate(&mut alone, ask()).await;
+    assert_eq!((one_job.started(), one_job.epochs()), (3, 9));
+    let by_seed = |run: &Run| -> Vec<(u64, String, String)> {
+        let mut seeds: Vec<(u64, String, String)> = run
+            .result()
+            .seeds
+            .iter()
+            .map(|s| {
+                assert_eq!(s.state, common::TrialState::Succeeded as i32, "{s:?}");
+                (
+                    s.seed,
+                    s.final_metrics["val_accuracy"].to_string(),
+                    s.final_metrics["val_loss"].to_string(),
+                )
+            })
+            .collect();
+        seeds.sort_by_key(|s| s.0);
+        seeds
+    };
+    assert_eq!(by_seed(&one_job).len(), 3);
+    assert_eq!(
+        by_seed(&one_job),
+        by_seed(&own_jobs),
+        "the same seed gives the same metrics in one job of three seeds and in a job of its own"
+    );
+
+    // Three trials under one job id, each with its own curve; three job ids when alone.
+    let job_ids = |trials: &[reg::Trial]| {
+        let mut ids: Vec<String> = trials.iter().map(|t| t.job_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
+    let trials = trials_of(&mut registry, &one_job.result().candidate_id).await;
+    assert_eq!((trials.len(), job_ids(&trials)), (3, 1));
+    for trial in &trials {
+        assert_eq!(trial.state, common::TrialState::Succeeded as i32);
+        let points = val_accuracy_points(&mut registry, &trial.id).await;
+        assert_eq!(
+            points.len(),
+            3,
+            "one val_accuracy point per epoch of each seed"
+        );
+    }
+    let trials = trials_of(&mut registry, &own_jobs.result().candidate_id).await;
+    assert_eq!((trials.len(), job_ids(&trials)), (3, 3));
     harness.stack.stop().await.expect("stop the stack");
 }

@@ -34,11 +34,60 @@ pub fn reference_cnn() -> ModelSpec {
 
 /// MLP 784 → 256 → 10.
 pub fn reference_mlp() -> ModelSpec {
+    mlp_for(784)
+}
+
+/// MLP `features` → 256 → 10.
+fn mlp_for(features: u32) -> ModelSpec {
     ModelSpec {
-        name: "mlp-784-256-10".into(),
-        input: InputSpec::Tabular { features: 784 },
+        name: format!("mlp-{features}-256-10"),
+        input: InputSpec::Tabular { features },
         num_classes: 10,
         layers: vec![Layer::linear(256), Layer::relu(), Layer::linear(10)],
+    }
+}
+
+/// The step benchmark's input shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchInput {
+    /// 1×28×28 (the reference CNN's own).
+    Mnist,
+    /// 3×32×32 (CIFAR-10-shaped).
+    Cifar10,
+}
+
+impl BenchInput {
+    /// Channels, height, width.
+    fn shape(self) -> (u32, u32, u32) {
+        match self {
+            Self::Mnist => (1, 28, 28),
+            Self::Cifar10 => (3, 32, 32),
+        }
+    }
+
+    /// The name `torch_reference.py --input` knows it by.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Mnist => "mnist",
+            Self::Cifar10 => "cifar10",
+        }
+    }
+
+    /// The reference CNN and the MLP on this input.
+    fn models(self) -> (ModelSpec, ModelSpec) {
+        let (channels, height, width) = self.shape();
+        let mut cnn = ra_spec::examples::reference_cnn(
+            InputSpec::Image {
+                channels,
+                height,
+                width,
+            },
+            10,
+        );
+        if self != Self::Mnist {
+            cnn.name = format!("reference-cnn {channels}×{height}×{width}");
+        }
+        (cnn, mlp_for(channels * height * width))
     }
 }
 
@@ -233,32 +282,28 @@ pub struct TorchReference {
     pub version: String,
 }
 
-/// Runs the PyTorch reference; the reason when Python or torch is missing.
-pub fn torch_reference(
-    script: &Path,
-    python: &str,
-    threads: usize,
-    batch: usize,
-    steps: usize,
-    warmup: usize,
-    repeats: usize,
-) -> Result<TorchReference, String> {
+/// Runs the PyTorch reference `repeats` times with `options`' shape, sizes and device; the
+/// reason when Python or torch is missing.
+pub fn torch_reference(options: &BenchOptions, repeats: usize) -> Result<TorchReference, String> {
+    let (script, python) = (&options.torch_script, &options.python);
     let output = Command::new(python)
         .arg(script)
         .args([
             "--threads",
-            &threads.to_string(),
+            &options.threads.to_string(),
             "--batch",
-            &batch.to_string(),
+            &options.batch.to_string(),
         ])
         .args([
             "--steps",
-            &steps.to_string(),
+            &options.steps.to_string(),
             "--warmup",
-            &warmup.to_string(),
+            &options.warmup.to_string(),
             "--repeats",
             &repeats.to_string(),
         ])
+        .args(["--input", options.input.name()])
+        .args(["--device", &options.torch_device])
         .output()
         .map_err(|error| format!("cannot run {python}: {error}"))?;
     if !output.status.success() {
@@ -329,6 +374,12 @@ pub struct BenchOptions {
     /// Python interpreter with torch installed.
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// Input shape of both models (the MLP takes it flattened).
+    #[arg(long, value_enum, default_value_t = BenchInput::Mnist)]
+    pub input: BenchInput,
+    /// PyTorch's device ("cpu", "cuda").
+    #[arg(long, default_value = "cpu")]
+    pub torch_device: String,
 }
 
 fn rate_cells(rates: &[f64]) -> (String, String) {
@@ -356,10 +407,11 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
     use comfy_table::{Table, presets::UTF8_FULL};
 
     let mut workloads = Vec::new();
+    let (cnn, mlp) = options.input.models();
     for model in &options.models {
         let (spec, is_cnn) = match model {
-            BenchModel::Cnn => (reference_cnn(), true),
-            BenchModel::Mlp => (reference_mlp(), false),
+            BenchModel::Cnn => (cnn.clone(), true),
+            BenchModel::Mlp => (mlp.clone(), false),
         };
         let mut runs = Vec::new();
         for backend in &options.backends {
@@ -382,15 +434,7 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
     let mut measure_torch = !options.no_torch;
     for _ in 0..options.repeats.max(1) {
         if measure_torch {
-            match torch_reference(
-                &options.torch_script,
-                &options.python,
-                options.threads,
-                options.batch,
-                options.steps,
-                options.warmup,
-                1,
-            ) {
+            match torch_reference(options, 1) {
                 Ok(reference) => {
                     for workload in &mut workloads {
                         let figures = if workload.is_cnn {
@@ -428,10 +472,10 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
     let mut fastest_training = 0f64;
     for workload in &workloads {
         let flops = training_flops_per_sample(&workload.spec);
-        let percent = |rate: f64| {
-            peak.as_ref().map_or("n/a".to_owned(), |(p, _)| {
-                format!("{:.1}", 100.0 * rate * flops / p)
-            })
+        // Of this CPU's peak: for the CPU rows only.
+        let percent = |rate: f64, on_cpu: bool| match &peak {
+            Some((p, _)) if on_cpu => format!("{:.1}", 100.0 * rate * flops / p),
+            _ => "n/a".to_owned(),
         };
         let torch_median = (!workload.torch.is_empty()).then(|| median(&workload.torch));
         for (backend, _, rates) in &workload.runs {
@@ -444,7 +488,7 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
                 shown,
                 range,
                 torch_median.map_or("n/a".to_owned(), |t| format!("{:.2}", rate / t)),
-                percent(rate),
+                percent(rate, !ra_spec::device::on_gpu(backend.device_name())),
             ]);
         }
         if let Some(torch) = torch_median {
@@ -455,7 +499,7 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
                 shown,
                 range,
                 "1.00".into(),
-                percent(torch),
+                percent(torch, options.torch_device == "cpu"),
             ]);
         }
     }
@@ -475,8 +519,14 @@ pub fn run(options: &BenchOptions) -> Result<String, crate::TrainError> {
     let mut report = table.to_string();
     report.push_str(&format!(
         "\nbatch {}, Adam, {} threads, {} repeats of {} steps after {} warm-up steps; each repeat \
-         measures every backend and PyTorch back to back",
-        options.batch, options.threads, options.repeats, options.steps, options.warmup
+         measures every backend and PyTorch back to back; input {}; PyTorch on {}",
+        options.batch,
+        options.threads,
+        options.repeats,
+        options.steps,
+        options.warmup,
+        options.input.name(),
+        options.torch_device
     ));
     match &torch_status {
         Ok(version) => report.push_str(&format!(

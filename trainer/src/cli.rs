@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::backend::{Backend, set_threads};
-use crate::metrics::EpochRecord;
+use crate::metrics::{EpochRecord, FinalRecord};
+use crate::seeds::{ThreadSplit, train_seeds};
 use crate::{Reporter, RunConfig, train};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -28,27 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train and print one JSON record per epoch, then a final record, on stdout.
-    Train {
-        /// JSON file with {"model": ModelSpec, "train": TrainSpec}.
-        #[arg(long)]
-        spec: PathBuf,
-        /// Prepared dataset directory (manifest.json + safetensors splits).
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Directory for weights.safetensors and model.json.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// CPU threads (0: all cores).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        #[arg(long, value_enum, default_value_t = Backend::Flex)]
-        backend: Backend,
-        /// Check every file's sha256 before training.
-        #[arg(long)]
-        verify_checksums: bool,
-    },
+    Train(TrainArgs),
     /// Training throughput of the reference CNN and MLP against PyTorch, in one run.
     Bench(crate::bench::BenchOptions),
     /// The training devices this trainer knows, fastest first, as JSON lines: each with whether
@@ -83,6 +64,48 @@ impl Reporter for StdoutReporter {
     }
 }
 
+/// A record with the seed it belongs to (runs of several seeds in one process).
+#[derive(serde::Serialize)]
+struct Seeded<'a, R: serde::Serialize> {
+    #[serde(flatten)]
+    record: &'a R,
+    seed: u64,
+}
+
+/// Prints one seed's records, tagged with it, and its log lines prefixed with it.
+struct SeedReporter {
+    seed: u64,
+}
+
+impl Reporter for SeedReporter {
+    fn epoch(&mut self, record: &EpochRecord) {
+        print_record(&Seeded {
+            record,
+            seed: self.seed,
+        });
+    }
+
+    fn log(&mut self, line: &str) {
+        eprintln!("[seed {}] {line}", self.seed);
+    }
+
+    fn finished(&mut self, record: &FinalRecord) {
+        print_record(&Seeded {
+            record,
+            seed: self.seed,
+        });
+    }
+
+    fn failed(&mut self, error: &crate::TrainError) {
+        eprintln!("[seed {}] failed: {error}", self.seed);
+        print_record(&serde_json::json!({
+            "event": "seed_failed",
+            "seed": self.seed,
+            "error": error.to_string(),
+        }));
+    }
+}
+
 fn print_record(record: &impl serde::Serialize) {
     if let Ok(line) = serde_json::to_string(record) {
         let mut stdout = std::io::stdout().lock();
@@ -102,31 +125,88 @@ fn read_spec_file(path: &PathBuf) -> anyhow::Result<SpecFile> {
     })
 }
 
-fn run_train(
+/// What `train` is asked.
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// JSON file with {"model": ModelSpec, "train": TrainSpec}.
+    #[arg(long)]
     spec: PathBuf,
+    /// Prepared dataset directory (manifest.json + safetensors splits).
+    #[arg(long)]
     data: PathBuf,
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Several seeds at once in this process (comma-separated): the dataset opened once,
+    /// the cores split between them; every record carries its "seed", a seed that fails
+    /// prints {"event":"seed_failed","seed":N,"error":…} and the others go on.
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "seed")]
+    seeds: Vec<u64>,
+    /// Directory for weights.safetensors and model.json (with --seeds: OUTPUT/seed-N/).
+    #[arg(long)]
     output: Option<PathBuf>,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
+    /// Check every file's sha256 before training.
+    #[arg(long)]
     verify_checksums: bool,
-) -> anyhow::Result<()> {
-    let spec = read_spec_file(&spec)?;
-    let verify = if verify_checksums {
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    let spec = read_spec_file(&args.spec)?;
+    let verify = if args.verify_checksums {
         Verify::Checksums
     } else {
         Verify::Sizes
     };
-    let dataset = PreparedDataset::open(&data, verify)?;
+    let split = (!args.seeds.is_empty()).then(|| {
+        let cores = match args.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads => threads,
+        };
+        ThreadSplit::new(cores, args.seeds.len())
+    });
+    // Before any tensor work: the global pools (LibTorch's is process-wide) at one seed's share.
+    set_threads(split.as_ref().map_or(args.threads, ThreadSplit::per_seed));
+    let dataset = PreparedDataset::open(&args.data, verify)?;
     let config = RunConfig {
         model: spec.model,
         train: spec.train,
-        seed,
-        device: backend.device()?,
-        output,
+        seed: args.seed,
+        device: args.backend.device()?,
+        output: args.output,
     };
-    let outcome = train(&dataset, &config, &mut StdoutReporter)?;
-    print_record(&outcome.final_record);
-    Ok(())
+    let Some(split) = split else {
+        let outcome = train(&dataset, &config, &mut StdoutReporter)?;
+        print_record(&outcome.final_record);
+        return Ok(());
+    };
+    let reporter_for = |seed| Box::new(SeedReporter { seed }) as Box<dyn Reporter + Send>;
+    let outcomes = train_seeds(
+        &dataset,
+        &config,
+        &args.seeds,
+        config.output.as_deref(),
+        &split,
+        &reporter_for,
+    );
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, outcome)| outcome.is_err())
+        .map(|(seed, _)| seed.to_string())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} of {} seeds failed: {}",
+            failed.len(),
+            outcomes.len(),
+            failed.join(", ")
+        )
+    }
 }
 
 fn run_validate(path: PathBuf) -> anyhow::Result<bool> {
@@ -196,18 +276,7 @@ where
 {
     let cli = Cli::parse_from(args);
     let outcome = match cli.command {
-        Command::Train {
-            spec,
-            data,
-            seed,
-            output,
-            threads,
-            backend,
-            verify_checksums,
-        } => {
-            set_threads(threads);
-            run_train(spec, data, seed, output, backend, verify_checksums).map(|()| true)
-        }
+        Command::Train(args) => run_train(args).map(|()| true),
         Command::Validate { spec } => run_validate(spec),
         Command::Devices => {
             for report in crate::backend::device_reports() {

@@ -2,13 +2,14 @@
 //! forward pass that carries an enum of tensor ranks (images are `[B, C, H, W]`, vectors
 //! `[B, F]`, sequences `[B, L, D]`, token ids `[B, L]`).
 
+use crate::dropout::{DropoutStream, SeededDropout};
 use burn::module::Module;
 use burn::nn::activation::SiLU;
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Gelu,
-    LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d, Relu, Tanh,
+    BatchNorm, BatchNormConfig, Embedding, EmbeddingConfig, Gelu, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d, Relu, Tanh,
 };
 use burn::tensor::{Device, Int, Tensor};
 use ra_spec::{
@@ -39,7 +40,7 @@ pub enum Block {
     AvgPool(AvgPool2d),
     GlobalAvgPool(GlobalAvgPool),
     Flatten(Flatten),
-    Dropout(Dropout),
+    Dropout(SeededDropout),
     Linear(Linear),
     Residual(Residual),
     Embedding(Embedding),
@@ -89,10 +90,12 @@ pub struct Residual {
     post_activation: Option<ActivationFn>,
 }
 
-/// The network: the layers in order.
+/// The network: the layers in order, and the random stream its dropout layers draw from.
 #[derive(Module, Debug)]
 pub struct Network {
     layers: Vec<Block>,
+    #[module(skip)]
+    dropout: DropoutStream,
 }
 
 /// A batch between two layers.
@@ -128,7 +131,12 @@ fn as_usize(value: u64) -> usize {
 }
 
 /// Builds one layer for an input of `shape`, returning it and its output shape.
-fn build_layer(layer: &Layer, shape: Shape, device: &Device) -> (Block, Shape) {
+fn build_layer(
+    layer: &Layer,
+    shape: Shape,
+    device: &Device,
+    dropout: &DropoutStream,
+) -> (Block, Shape) {
     let output = ra_spec::shape::output_shape(layer, shape);
     let block = match *layer {
         Layer::Conv2d {
@@ -225,7 +233,9 @@ fn build_layer(layer: &Layer, shape: Shape, device: &Device) -> (Block, Shape) {
         }
         Layer::GlobalAvgPool => Block::GlobalAvgPool(GlobalAvgPool),
         Layer::Flatten => Block::Flatten(Flatten),
-        Layer::Dropout { probability } => Block::Dropout(DropoutConfig::new(probability).init()),
+        Layer::Dropout { probability } => {
+            Block::Dropout(SeededDropout::new(probability, dropout.clone()))
+        }
         Layer::Linear {
             out_features, bias, ..
         } => {
@@ -248,7 +258,7 @@ fn build_layer(layer: &Layer, shape: Shape, device: &Device) -> (Block, Shape) {
             let mut inner = Vec::with_capacity(layers.len());
             let mut inner_shape = shape;
             for layer in layers {
-                let (block, next) = build_layer(layer, inner_shape, device);
+                let (block, next) = build_layer(layer, inner_shape, device, dropout);
                 inner.push(block);
                 inner_shape = next;
             }
@@ -315,17 +325,25 @@ fn unreachable_shape() -> ! {
 }
 
 impl Network {
-    /// Validates the spec (without budgets) and builds the module on `device`.
+    /// Validates the spec (without budgets) and builds the module on `device`; its parameters
+    /// are drawn from the device's generator (seed it first), its dropout masks from a stream
+    /// of its own ([`Network::seed_dropout`]).
     pub fn build(spec: &ModelSpec, device: &Device) -> Result<Self, SpecError> {
         ra_spec::validate_model(spec, &Budget::unlimited())?;
+        let dropout = DropoutStream::new(0);
         let mut shape = Shape::of_input(&spec.input);
         let mut layers = Vec::with_capacity(spec.layers.len());
         for layer in &spec.layers {
-            let (block, next) = build_layer(layer, shape, device);
+            let (block, next) = build_layer(layer, shape, device, &dropout);
             layers.push(block);
             shape = next;
         }
-        Ok(Self { layers })
+        Ok(Self { layers, dropout })
+    }
+
+    /// Restarts the dropout layers' random stream at `seed`.
+    pub fn seed_dropout(&self, seed: u64) {
+        self.dropout.reseed(seed);
     }
 
     /// Logits `[B, classes]` for a batch.

@@ -41,6 +41,8 @@ pub enum TrainError {
     Diverged(f64, u32),
     #[error("cannot save the weights to {path}: {message}")]
     Save { path: PathBuf, message: String },
+    #[error("the run stopped on an internal error: {0}")]
+    Panicked(String),
     #[error("cannot load the weights from {path}: {message}")]
     Load { path: PathBuf, message: String },
 }
@@ -68,6 +70,10 @@ pub struct RunOutcome {
 pub trait Reporter {
     fn epoch(&mut self, record: &EpochRecord);
     fn log(&mut self, line: &str);
+    /// The run ended with `record` (called by [`crate::seeds::train_seeds`]; [`train`] returns it).
+    fn finished(&mut self, _record: &FinalRecord) {}
+    /// The run failed (called by [`crate::seeds::train_seeds`]; [`train`] returns the error).
+    fn failed(&mut self, _error: &TrainError) {}
 }
 
 /// Trains `config.model` on `dataset`, reporting each epoch.
@@ -84,9 +90,8 @@ pub fn train(
     let val_split = dataset.split("val")?;
     let report_f1 = manifest.imbalance_ratio > IMBALANCE_FOR_F1;
 
-    config.device.seed(config.seed);
     let autodiff = config.device.clone().autodiff();
-    let mut model = Network::build(&config.model, &autodiff)?;
+    let mut model = build_seeded(&config.model, &autodiff, config.seed)?;
     let parameters = model.num_params() as u64;
     reporter.log(&format!(
         "training {} ({parameters} parameters) on {} ({} train / {} val samples), seed {}",
@@ -212,6 +217,39 @@ pub fn train(
         final_record,
         model: trained,
     })
+}
+
+/// Parameter initialisation draws from the backend's process-wide generator (flex's and
+/// LibTorch's alike): one run at a time seeds it and builds its network, so that runs of
+/// several seeds at once in one process get the parameters each gets alone.
+static INITIALISING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The network of `spec` on `device` with its parameters and dropout stream seeded by `seed`.
+fn build_seeded(spec: &ModelSpec, device: &Device, seed: u64) -> Result<Network, TrainError> {
+    let model = {
+        let _only_us = INITIALISING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        device.seed(seed);
+        let model = Network::build(spec, device)?;
+        // Burn initialises parameters lazily, on first use: draw them now, under the lock.
+        model.visit(&mut Materialise);
+        model
+    };
+    model.seed_dropout(seed);
+    Ok(model)
+}
+
+/// Reads every parameter once, which makes Burn draw the lazily initialised ones.
+struct Materialise;
+
+impl burn::module::ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let _ = param.val();
+    }
 }
 
 fn loss_function(spec: &TrainSpec, device: &Device) -> CrossEntropyLoss {

@@ -147,6 +147,7 @@ fn train(dataset: &str, epochs: u32, backend: pb::Backend) -> pb::JobSpec {
             seed: 1,
             save_weights: false,
             device: String::new(),
+            seeds: Vec::new(),
         })),
         limits: Some(ResourceLimits {
             timeout_seconds: 3_600,
@@ -224,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
         let image = sandbox_svc::docker::DockerBackend::new(
             &sandbox_svc::docker::DockerSettings::default(),
             sandbox_svc::process::init::locate_binary("ra-trainer").as_deref(),
+            &[],
             "sandbox-bench",
         )
         .await

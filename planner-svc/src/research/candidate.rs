@@ -265,6 +265,7 @@ impl Research {
                     seed: 0,
                     save_weights: false,
                     device: String::new(),
+                    seeds: Vec::new(),
                 })),
                 limits: self.limits(),
                 ..Default::default()

@@ -86,6 +86,7 @@ impl DockerBackend {
     pub async fn new(
         settings: &DockerSettings,
         trainer: Option<&Path>,
+        runtime_folders: &[PathBuf],
         instance: &str,
     ) -> Result<Self, String> {
         let docker = Docker::connect_with_local_defaults()
@@ -95,10 +96,14 @@ impl DockerBackend {
             .await
             .map_err(docker_error("the Docker engine does not answer"))?;
         let system = crate::libraries::SYSTEM_FOLDERS.map(PathBuf::from);
-        let trainer_folders = match trainer {
+        let mut trainer_folders = match trainer {
             Some(trainer) => crate::libraries::folders(trainer, &system)?,
             None => Vec::new(),
         };
+        // The libraries a device opens at run time (the CUDA driver comes with the NVIDIA
+        // container runtime; NVRTC from where the trainer found it).
+        let covered = [system.as_slice(), &trainer_folders].concat();
+        trainer_folders.extend(crate::libraries::outside_folders(runtime_folders, &covered));
         let backend = Self {
             docker,
             instance: instance.to_owned(),

@@ -87,6 +87,7 @@ impl ProcessBackend {
         settings: ProcessSettings,
         instance: &str,
         trainer: Option<&Path>,
+        runtime_folders: &[PathBuf],
     ) -> Result<Self, String> {
         let group_parent = format!("ra-sandbox-{instance}");
         let init = if settings.init_path.as_os_str().is_empty() {
@@ -109,7 +110,7 @@ impl ProcessBackend {
                 tracing::warn!(reaped, "removed cgroups left by an earlier sandbox-svc");
             }
         }
-        let trainer_folders = match trainer {
+        let mut trainer_folders = match trainer {
             Some(trainer) => crate::libraries::folders(trainer, &settings.read_only_paths)
                 .unwrap_or_else(|error| {
                     tracing::warn!(%error, "the trainer's libraries are not all found");
@@ -117,6 +118,8 @@ impl ProcessBackend {
                 }),
             None => Vec::new(),
         };
+        let covered = [settings.read_only_paths.as_slice(), &trainer_folders].concat();
+        trainer_folders.extend(crate::libraries::outside_folders(runtime_folders, &covered));
         if !trainer_folders.is_empty() {
             tracing::info!(folders = ?trainer_folders, "the trainer's own library folders are visible to train jobs");
         }

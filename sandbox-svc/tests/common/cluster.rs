@@ -58,6 +58,7 @@ pub async fn trial_image() -> Result<String, String> {
     let backend = sandbox_svc::docker::DockerBackend::new(
         &sandbox_svc::docker::DockerSettings::default(),
         Some(&trainer),
+        &[],
         "kubernetes-tests",
     )
     .await

@@ -365,6 +365,7 @@ pub fn mlp_train_job(dataset: &str, seed: u64, save_weights: bool) -> pb::JobSpe
             seed,
             save_weights,
             device: String::new(),
+            seeds: Vec::new(),
         })),
         ..Default::default()
     }
