@@ -87,11 +87,14 @@ impl Ledger {
     }
 
     /// A PENDING trial of `seed` on `device` whose sandbox job id is the trial id.
+    /// A new pending trial of `seed`, run by the job `job_id` (none: a job of its own, which
+    /// carries the trial's id).
     pub async fn create_trial(
         &self,
         candidate_id: &str,
         seed: u64,
         device: &str,
+        job_id: Option<&str>,
     ) -> Result<reg::Trial, Status> {
         let id = EntityKind::Trial.new_id();
         let request = reg::CreateTrialRequest {
@@ -99,7 +102,7 @@ impl Ledger {
             candidate_id: candidate_id.to_owned(),
             seed,
             state: common::TrialState::Pending as i32,
-            job_id: id.clone(),
+            job_id: job_id.map_or_else(|| id.clone(), str::to_owned),
             device: device.to_owned(),
         };
         self.create_once(

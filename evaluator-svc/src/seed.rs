@@ -271,7 +271,7 @@ impl SeedContext {
             None => {
                 let trial = self
                     .ledger
-                    .create_trial(&self.candidate_id, seed, &self.device)
+                    .create_trial(&self.candidate_id, seed, &self.device, None)
                     .await?;
                 SeedTrial::new(seed, trial.id)
             }
@@ -304,21 +304,15 @@ impl SeedContext {
     pub async fn run_seeds(&self, seeds: &[u64]) -> Result<Vec<pb::SeedResult>, EvaluatorError> {
         let mut trials: Vec<SeedTrial> = Vec::with_capacity(seeds.len());
         for &seed in seeds {
+            // Every trial of the job names the job, which carries the first trial's id.
+            let job_id = trials.first().map(|first| first.job_id.clone());
             let trial = self
                 .ledger
-                .create_trial(&self.candidate_id, seed, &self.device)
+                .create_trial(&self.candidate_id, seed, &self.device, job_id.as_deref())
                 .await?;
             let mut trial = SeedTrial::new(seed, trial.id);
-            if let Some(first) = trials.first() {
-                // Every trial of the job names the job, which carries the first trial's id.
-                trial.job_id.clone_from(&first.job_id);
-                self.ledger
-                    .update_trial(reg::UpdateTrialRequest {
-                        id: trial.trial_id.clone(),
-                        job_id: Some(trial.job_id.clone()),
-                        ..Default::default()
-                    })
-                    .await?;
+            if let Some(job_id) = job_id {
+                trial.job_id = job_id;
             }
             trials.push(trial);
         }

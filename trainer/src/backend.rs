@@ -136,6 +136,26 @@ fn loaded_library_folders(maps: &str, prefixes: &[&str]) -> Vec<String> {
     folders
 }
 
+/// Makes glibc's allocator keep what a training step frees for the next step instead of handing
+/// it back to the kernel: by default every buffer above the (dynamic, at most 32 MiB) mmap
+/// threshold is its own mapping, unmapped when freed, so each step's activations and gradients
+/// are mapped, zero-filled page by page and unmapped again, with a TLB shootdown on every core
+/// the pool runs on. A fifth of a flex CNN step went to the kernel that way (perf); with the heap
+/// kept, the reference CNN trains ~40% faster on 2 cores and the peak RSS is the same within 4%.
+/// Call once, first thing; elsewhere than glibc, nothing.
+pub fn keep_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only changes allocator parameters; called before this process allocates
+    // from more than one thread.
+    unsafe {
+        // Allocations of up to 1 GiB come from the heap, and the heap is trimmed only when 2 GiB
+        // lie free at its top (never, in practice).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 /// Sizes the CPU thread pools (rayon for flex, LibTorch's intra-op pool for tch); call once,
 /// before any tensor work. 0 keeps each library's default (all cores).
 pub fn set_threads(threads: usize) {

@@ -275,6 +275,9 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
+    if matches!(cli.command, Command::Train(_) | Command::Bench(_)) {
+        crate::backend::keep_freed_memory();
+    }
     let outcome = match cli.command {
         Command::Train(args) => run_train(args).map(|()| true),
         Command::Validate { spec } => run_validate(spec),
