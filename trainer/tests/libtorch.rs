@@ -11,7 +11,7 @@ use ra_trainer::{RunConfig, train};
 
 mod common;
 
-use common::{Quiet, adam, digits_mlp, prepared_digits, trainer, write_spec};
+use common::{Quiet, adam, digits_mlp, prepared_digits, records_by_seed, trainer, write_spec};
 
 #[test]
 fn an_mlp_trained_on_libtorch_reaches_95_percent_and_its_weights_load_on_flex() {
@@ -95,4 +95,38 @@ fn the_binary_trains_with_backend_tch() {
         record["val_accuracy"].as_f64().is_some_and(|a| a > 0.8),
         "{record}"
     );
+}
+
+#[test]
+fn a_seed_trained_beside_others_on_libtorch_matches_it_alone() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let Some(dataset) = prepared_digits(root.path()) else {
+        return;
+    };
+    // digits_mlp has a dropout layer: its masks must come from each seed's own stream.
+    let spec = write_spec(root.path(), &digits_mlp(), &adam(2));
+    // Each seed's records, without the fields that measure time or memory.
+    let run = |seeds: &[&str]| -> std::collections::BTreeMap<u64, Vec<serde_json::Value>> {
+        let output = trainer()
+            .args(["train", "--backend", "tch", "--threads", "2"])
+            .args(seeds)
+            .arg("--spec")
+            .arg(&spec)
+            .arg("--data")
+            .arg(dataset.dir())
+            .output()
+            .expect("run ra-trainer");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        records_by_seed(&output.stdout, 3)
+    };
+    let together = run(&["--seeds", "1,3"]);
+    let alone = run(&["--seed", "3"]);
+    assert_eq!(together.len(), 2);
+    assert_eq!(together[&3].len(), 3, "two epochs and a final record");
+    assert_eq!(together[&3], alone[&3]);
+    assert_ne!(together[&1], together[&3]);
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{adam, trainer, write_spec};
+use common::{adam, records_by_seed, trainer, write_spec};
 use dataset_svc::config::DataSettings;
 use dataset_svc::service::{Datasets, Origin};
 use dataset_svc::{DatasetConfig, PrepareOptions};
@@ -73,20 +73,7 @@ fn train(args: &[&str], spec: &Path, data: &Path, output: Option<&Path>) -> Reco
         "ra-trainer {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut records = Records::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let mut record: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
-        let object = record.as_object_mut().expect("an object");
-        for timing in ["seconds", "samples_per_second", "peak_rss_bytes"] {
-            object.remove(timing);
-        }
-        let seed = object.remove("seed").and_then(|seed| seed.as_u64());
-        records
-            .entry(seed.unwrap_or(u64::MAX))
-            .or_default()
-            .push(record);
-    }
-    records
+    records_by_seed(&output.stdout, u64::MAX)
 }
 
 #[test]

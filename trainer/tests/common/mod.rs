@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -96,4 +97,23 @@ pub fn write_spec(dir: &Path, model: &ModelSpec, train: &TrainSpec) -> PathBuf {
     let text = serde_json::json!({"model": model, "train": train}).to_string();
     std::fs::write(&path, text).expect("write spec");
     path
+}
+
+/// A `train` run's stdout as each seed's records (a one-seed run's under `alone`), without the
+/// fields that measure time or memory.
+pub fn records_by_seed(stdout: &[u8], alone: u64) -> BTreeMap<u64, Vec<serde_json::Value>> {
+    let mut records = BTreeMap::<u64, Vec<serde_json::Value>>::new();
+    for line in String::from_utf8_lossy(stdout).lines() {
+        let mut record: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+        let object = record.as_object_mut().expect("an object");
+        for timing in ["seconds", "samples_per_second", "peak_rss_bytes"] {
+            object.remove(timing);
+        }
+        let seed = object.remove("seed").and_then(|seed| seed.as_u64());
+        records
+            .entry(seed.unwrap_or(alone))
+            .or_default()
+            .push(record);
+    }
+    records
 }
