@@ -86,9 +86,8 @@ impl Ledger {
         .await
     }
 
-    /// A PENDING trial of `seed` on `device` whose sandbox job id is the trial id.
-    /// A new pending trial of `seed`, run by the job `job_id` (none: a job of its own, which
-    /// carries the trial's id).
+    /// A PENDING trial of `seed` on `device`, run by the sandbox job `job_id` (none: a job of
+    /// its own, whose id is the trial id).
     pub async fn create_trial(
         &self,
         candidate_id: &str,

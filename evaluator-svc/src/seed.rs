@@ -63,12 +63,12 @@ struct SeedTrial {
 }
 
 impl SeedTrial {
-    /// A new trial, whose job carries the trial's id.
-    fn new(seed: u64, trial_id: String) -> Self {
+    /// A trial as the registry recorded it, with the job it names.
+    fn recorded(trial: reg::Trial) -> Self {
         Self {
-            seed,
-            job_id: trial_id.clone(),
-            trial_id,
+            seed: trial.seed,
+            trial_id: trial.id,
+            job_id: trial.job_id,
         }
     }
 }
@@ -273,7 +273,7 @@ impl SeedContext {
                     .ledger
                     .create_trial(&self.candidate_id, seed, &self.device, None)
                     .await?;
-                SeedTrial::new(seed, trial.id)
+                SeedTrial::recorded(trial)
             }
             Some(trial_id) => {
                 let fresh = uuid::Uuid::now_v7().simple().to_string();
@@ -310,11 +310,7 @@ impl SeedContext {
                 .ledger
                 .create_trial(&self.candidate_id, seed, &self.device, job_id.as_deref())
                 .await?;
-            let mut trial = SeedTrial::new(seed, trial.id);
-            if let Some(job_id) = job_id {
-                trial.job_id = job_id;
-            }
-            trials.push(trial);
+            trials.push(SeedTrial::recorded(trial));
         }
         self.run_job(&trials).await
     }

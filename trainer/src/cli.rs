@@ -77,12 +77,18 @@ struct SeedReporter {
     seed: u64,
 }
 
-impl Reporter for SeedReporter {
-    fn epoch(&mut self, record: &EpochRecord) {
+impl SeedReporter {
+    fn print(&self, record: &impl serde::Serialize) {
         print_record(&Seeded {
             record,
             seed: self.seed,
         });
+    }
+}
+
+impl Reporter for SeedReporter {
+    fn epoch(&mut self, record: &EpochRecord) {
+        self.print(record);
     }
 
     fn log(&mut self, line: &str) {
@@ -90,10 +96,7 @@ impl Reporter for SeedReporter {
     }
 
     fn finished(&mut self, record: &FinalRecord) {
-        print_record(&Seeded {
-            record,
-            seed: self.seed,
-        });
+        self.print(record);
     }
 
     fn failed(&mut self, error: &crate::TrainError) {
@@ -184,14 +187,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let reporter_for = |seed| Box::new(SeedReporter { seed }) as Box<dyn Reporter + Send>;
-    let outcomes = train_seeds(
-        &dataset,
-        &config,
-        &args.seeds,
-        config.output.as_deref(),
-        &split,
-        &reporter_for,
-    );
+    let outcomes = train_seeds(&dataset, &config, &args.seeds, &split, &reporter_for);
     let failed: Vec<String> = outcomes
         .iter()
         .filter(|(_, outcome)| outcome.is_err())

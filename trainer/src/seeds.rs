@@ -45,14 +45,13 @@ pub fn seed_output(output: &Path, seed: u64) -> PathBuf {
 }
 
 /// Trains each of `seeds` with `base` (its `seed` and `output` replaced per seed: weights under
-/// `output/seed-N`), `split.threads.len()` at a time, reporting through the reporter that
+/// `base.output/seed-N`), `split.threads.len()` at a time, reporting through the reporter that
 /// `reporter_for` makes for each seed. Returns each seed's final record or error, in `seeds`'
 /// order; one seed failing does not stop the others.
 pub fn train_seeds(
     dataset: &PreparedDataset,
     base: &RunConfig,
     seeds: &[u64],
-    output: Option<&Path>,
     split: &ThreadSplit,
     reporter_for: &(dyn Fn(u64) -> Box<dyn Reporter + Send> + Sync),
 ) -> Vec<(u64, Result<FinalRecord, TrainError>)> {
@@ -74,7 +73,10 @@ pub fn train_seeds(
                     };
                     let config = RunConfig {
                         seed,
-                        output: output.map(|output| seed_output(output, seed)),
+                        output: base
+                            .output
+                            .as_deref()
+                            .map(|output| seed_output(output, seed)),
                         ..base.clone()
                     };
                     let mut reporter = reporter_for(seed);
