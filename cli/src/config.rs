@@ -9,6 +9,7 @@
 //! [sandbox]           # sandbox-svc, with [sandbox.process], [sandbox.docker], [sandbox.policy]
 //! [evaluator]         # evaluator-svc (its peer URLs are set to the embedded services)
 //! [planner]           # planner-svc (likewise)
+//! [dashboard]         # dashboard-svc (its peer URLs likewise; cached_sessions, read_only)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub struct StackConfig {
     pub sandbox: sandbox_svc::SandboxSettings,
     pub evaluator: evaluator_svc::EvaluatorSettings,
     pub planner: planner_svc::PlannerSettings,
+    pub dashboard: dashboard_svc::DashboardSettings,
 }
 
 impl StackConfig {
@@ -60,6 +62,7 @@ impl StackConfig {
                 reports_dir: root.join("reports"),
                 ..planner_svc::PlannerSettings::default()
             },
+            dashboard: dashboard_svc::DashboardSettings::default(),
         }
     }
 
@@ -105,6 +108,13 @@ impl StackConfig {
         }
     }
 
+    pub fn dashboard(&self) -> dashboard_svc::DashboardConfig {
+        dashboard_svc::DashboardConfig {
+            server: self.server.clone(),
+            dashboard: self.dashboard.clone(),
+        }
+    }
+
     pub fn planner(&self) -> planner_svc::PlannerConfig {
         planner_svc::PlannerConfig {
             server: self.server.clone(),
@@ -131,7 +141,8 @@ impl ServiceConfig for StackConfig {
         self.dataset().validate()?;
         self.sandbox().validate()?;
         self.evaluator().validate()?;
-        self.planner().validate()
+        self.planner().validate()?;
+        self.dashboard().validate()
     }
 }
 

@@ -42,6 +42,8 @@ pub struct StackOptions {
     /// The `RA_*` variables to layer over the file (the process environment for the
     /// command-line programs; none in tests).
     pub environment: Vec<(String, String)>,
+    /// Serve the dashboard (HTTP) too; `Some(true)`: read-only (no actions).
+    pub dashboard: Option<bool>,
     /// A multi-call program (`research-agent`) the sandbox runs as its init and its trainer;
     /// `None`: this program when it carries them, else the separate binaries beside it.
     pub helper_program: Option<PathBuf>,
@@ -61,6 +63,7 @@ impl Default for StackOptions {
             session_defaults: None,
             config_file: None,
             environment: Vec::new(),
+            dashboard: Some(false),
             helper_program: None,
         }
     }
@@ -75,6 +78,8 @@ pub struct Stack {
     pub sandbox: SocketAddr,
     pub evaluator: SocketAddr,
     pub planner: SocketAddr,
+    /// The dashboard's HTTP address, when it was asked for.
+    pub dashboard: Option<SocketAddr>,
     pub root: PathBuf,
     shutdown: Shutdown,
     /// The planner stops first (its sessions record PAUSED while the others still serve).
@@ -238,6 +243,34 @@ async fn start_planner(
     Ok((planner, task))
 }
 
+/// Starts dashboard-svc over the registry, the evaluator and (unless read-only) the planner.
+#[allow(clippy::too_many_arguments)]
+async fn start_dashboard(
+    options: &StackOptions,
+    config: &StackConfig,
+    shutdown: &Shutdown,
+    tasks: &mut Vec<(&'static str, ServiceTask)>,
+    leaves: &Leaves,
+    evaluator: SocketAddr,
+    planner: SocketAddr,
+    read_only: bool,
+) -> anyhow::Result<SocketAddr> {
+    let (listener, dashboard) = listen(options, dashboard_svc::config::DEFAULT_PORT).await?;
+    let mut dashboard_config = config.dashboard();
+    dashboard_config.server = with_listen(&config.server, dashboard);
+    dashboard_config.dashboard.registry_url = url(leaves.registry);
+    dashboard_config.dashboard.evaluator_url = url(evaluator);
+    dashboard_config.dashboard.planner_url = url(planner);
+    dashboard_config.dashboard.read_only |= read_only;
+    tasks.push((
+        "dashboard-svc",
+        spawn(shutdown.clone(), move |s| async move {
+            Ok(dashboard_svc::run(&dashboard_config, listener, s).await?)
+        }),
+    ));
+    Ok(dashboard)
+}
+
 impl Stack {
     /// Starts the five services and waits until each reports SERVING.
     pub async fn start(options: &StackOptions) -> anyhow::Result<Self> {
@@ -252,12 +285,22 @@ impl Stack {
         let planner_shutdown = Shutdown::new();
         let (planner, planner_task) =
             start_planner(options, &config, &planner_shutdown, &leaves, evaluator).await?;
+        let dashboard = match options.dashboard {
+            Some(read_only) => Some(
+                start_dashboard(
+                    options, &config, &shutdown, &mut tasks, &leaves, evaluator, planner, read_only,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let stack = Self {
             registry: leaves.registry,
             dataset: leaves.dataset,
             sandbox: leaves.sandbox,
             evaluator,
             planner,
+            dashboard,
             root,
             shutdown,
             planner_shutdown,
@@ -320,6 +363,11 @@ impl Stack {
 
     pub fn planner_url(&self) -> String {
         url(self.planner)
+    }
+
+    /// The dashboard's address in a browser ("http://127.0.0.1:PORT"), when it serves.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.dashboard.map(url)
     }
 
     async fn wait_serving(

@@ -1,9 +1,38 @@
 //! The goal rules the planner and the evaluator share, so that they agree by construction: the
 //! metrics ra-trainer reports with their natural direction, and the check of a
 //! `common.v1.Target` (a known metric, a finite threshold, a direction that does not contradict
-//! the metric's).
+//! the metric's), and the experiment label that keeps a session budget changed while it ran.
 
 use ra_proto::common::v1 as common;
+
+/// The experiment label holding a session budget changed while it ran (UpdateBudget): the
+/// planner writes it and applies it on resume; the dashboard shows it.
+pub const BUDGET_LABEL: &str = "budget";
+
+/// A budget as [`BUDGET_LABEL`] keeps it: `max_candidates=7,max_total_seeds=40,max_wall_seconds=900`.
+pub fn budget_label(budget: &common::Budget) -> String {
+    format!(
+        "max_candidates={},max_total_seeds={},max_wall_seconds={}",
+        budget.max_candidates, budget.max_total_seeds, budget.max_wall_seconds
+    )
+}
+
+/// The budget a [`BUDGET_LABEL`] value holds; `None` when any of the three is missing or bad.
+pub fn budget_from_label(label: &str) -> Option<common::Budget> {
+    let mut budget = common::Budget::default();
+    let mut seen = 0;
+    for pair in label.split(',') {
+        let (key, value) = pair.trim().split_once('=')?;
+        match key {
+            "max_candidates" => budget.max_candidates = value.parse().ok()?,
+            "max_total_seeds" => budget.max_total_seeds = value.parse().ok()?,
+            "max_wall_seconds" => budget.max_wall_seconds = value.parse().ok()?,
+            _ => return None,
+        }
+        seen += 1;
+    }
+    (seen == 3).then_some(budget)
+}
 
 /// Whether larger or smaller values of the metric are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +162,24 @@ mod tests {
             metric: metric.to_owned(),
             threshold,
             direction: direction as i32,
+        }
+    }
+
+    #[test]
+    fn a_budget_survives_its_label() {
+        let budget = common::Budget {
+            max_candidates: 7,
+            max_total_seeds: 40,
+            max_wall_seconds: 900,
+        };
+        assert_eq!(budget_from_label(&budget_label(&budget)), Some(budget));
+        for bad in [
+            "",
+            "max_candidates=7",
+            "max_candidates=-1,max_total_seeds=1,max_wall_seconds=1",
+            "x=1,y=2,z=3",
+        ] {
+            assert_eq!(budget_from_label(bad), None, "{bad}");
         }
     }
 

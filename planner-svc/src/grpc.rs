@@ -36,6 +36,14 @@ impl PlannerGrpc {
     }
 }
 
+/// The authenticated identity of a request's caller (ra-serve's gate), if any.
+fn caller<T>(request: &Request<T>) -> Option<String> {
+    request
+        .extensions()
+        .get::<ra_serve::auth::Caller>()
+        .map(|caller| caller.0.clone())
+}
+
 #[tonic::async_trait]
 impl PlannerService for PlannerGrpc {
     async fn parse_goal(
@@ -117,6 +125,30 @@ impl PlannerService for PlannerGrpc {
     ) -> Result<Response<pb::ResearchStatus>, Status> {
         self.planner
             .resume(&request.into_inner().research_id)
+            .await
+            .map(Response::new)
+            .map_err(PlannerError::into_status)
+    }
+
+    async fn inject_candidate(
+        &self,
+        request: Request<pb::InjectCandidateRequest>,
+    ) -> Result<Response<pb::InjectCandidateResponse>, Status> {
+        let caller = caller(&request);
+        self.planner
+            .inject(request.into_inner(), caller.as_deref())
+            .await
+            .map(Response::new)
+            .map_err(PlannerError::into_status)
+    }
+
+    async fn update_budget(
+        &self,
+        request: Request<pb::UpdateBudgetRequest>,
+    ) -> Result<Response<pb::ResearchStatus>, Status> {
+        let caller = caller(&request);
+        self.planner
+            .update_budget(request.into_inner(), caller.as_deref())
             .await
             .map(Response::new)
             .map_err(PlannerError::into_status)

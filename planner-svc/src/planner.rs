@@ -303,10 +303,18 @@ impl Planner {
                     "experiment {id} was not started by planner-svc (it has no session configuration)"
                 ))
             })?;
-        let goal = experiment
+        let mut goal = experiment
             .goal
             .clone()
             .ok_or_else(|| PlannerError::WrongState(format!("experiment {id} has no goal")))?;
+        // A budget changed while the session ran (UpdateBudget) outlives the run.
+        if let Some(budget) = experiment
+            .labels
+            .get(ra_client::goal::BUDGET_LABEL)
+            .and_then(|label| ra_client::goal::budget_from_label(label))
+        {
+            goal.budget = Some(budget);
+        }
         let elapsed_before = experiment
             .labels
             .get("elapsed_seconds")
@@ -424,6 +432,98 @@ impl Planner {
                 break;
             }
         }
+        Ok(handle.status())
+    }
+
+    /// The running session `id` of this planner, or why a request for it cannot be served.
+    async fn running(&self, id: &str, what: &str) -> Result<Arc<SessionHandle>, PlannerError> {
+        check_id(id)?;
+        let handle = self.sessions().get(id).cloned();
+        match handle {
+            Some(handle) if !handle.is_finished() && !handle.stop.is_cancelled() => Ok(handle),
+            _ => {
+                let status = self.status_from_registry(id).await?;
+                Err(PlannerError::WrongState(format!(
+                    "research {id} is not running in this planner (state {:?}: {}); {what} only while it runs (resume it first)",
+                    status.state(),
+                    status.message
+                )))
+            }
+        }
+    }
+
+    /// InjectCandidate: a person's candidate queued for the session's loop, checked as far
+    /// as it can be without the dataset (the loop checks the input against it, then
+    /// ValidateJob as for any proposal).
+    pub async fn inject(
+        &self,
+        request: pb::InjectCandidateRequest,
+        caller: Option<&str>,
+    ) -> Result<pb::InjectCandidateResponse, PlannerError> {
+        let model = request
+            .model
+            .as_ref()
+            .ok_or_else(|| invalid("model is missing: give the candidate's ModelSpec"))?;
+        let train = request
+            .train
+            .as_ref()
+            .ok_or_else(|| invalid("train is missing: give the candidate's TrainSpec"))?;
+        let model = ModelSpec::try_from(model).map_err(|e| invalid(format!("model: {e}")))?;
+        let train = TrainSpec::try_from(train).map_err(|e| invalid(format!("train: {e}")))?;
+        train
+            .validate()
+            .map_err(|e| invalid(format!("train: {e}")))?;
+        ra_spec::validate_model(&model, &ra_spec::Budget::unlimited())
+            .map_err(|e| invalid(format!("model: {e}")))?;
+        if request.rationale.len() > 64 * 1024 {
+            return Err(invalid("rationale is over 64 KiB"));
+        }
+        let proposed_by = who(&request.proposed_by, caller, "proposed_by")?;
+        let handle = self
+            .running(&request.research_id, "candidates are injected")
+            .await?;
+        let position = handle
+            .inject(crate::session::Injection {
+                model,
+                train,
+                rationale: request.rationale,
+                proposed_by,
+            })
+            .ok_or_else(|| {
+                PlannerError::WrongState(format!(
+                    "research {} already has {} injected candidates waiting; inject more once they are taken",
+                    request.research_id,
+                    crate::session::MAX_QUEUED_INJECTIONS
+                ))
+            })?;
+        Ok(pb::InjectCandidateResponse {
+            queue_position: u32::try_from(position).unwrap_or(u32::MAX),
+            status: Some(handle.status()),
+        })
+    }
+
+    /// UpdateBudget: new limits for a running session, applied by its loop before its next
+    /// candidate (zero fields keep the current value).
+    pub async fn update_budget(
+        &self,
+        request: pb::UpdateBudgetRequest,
+        caller: Option<&str>,
+    ) -> Result<pb::ResearchStatus, PlannerError> {
+        let budget = request
+            .budget
+            .ok_or_else(|| invalid("budget is missing: give the limits to change"))?;
+        if budget == common::Budget::default() {
+            return Err(invalid(
+                "budget changes nothing: set max_candidates, max_total_seeds or max_wall_seconds",
+            ));
+        }
+        check_budget(&budget)?;
+        let requested_by = who(&request.requested_by, caller, "requested_by")?;
+        let handle = self.running(&request.research_id, "budgets change").await?;
+        handle.change_budget(crate::session::BudgetChange {
+            budget,
+            requested_by,
+        });
         Ok(handle.status())
     }
 
@@ -601,6 +701,37 @@ fn strategy_of(strategy: i32, default: &str) -> Result<&str, PlannerError> {
     Ok(ra_client::strategy::name(known).unwrap_or(default))
 }
 
+/// Who a request is from, for the record: the name it gives, with the authenticated caller.
+fn who(given: &str, caller: Option<&str>, field: &str) -> Result<String, PlannerError> {
+    let given = given.trim();
+    if given.chars().count() > 256 || given.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{field} must be at most 256 characters without control characters"
+        )));
+    }
+    Ok(match (given.is_empty(), caller) {
+        (true, None) => "anonymous".to_owned(),
+        (true, Some(caller)) => caller.to_owned(),
+        (false, None) => given.to_owned(),
+        (false, Some(caller)) if caller == given => given.to_owned(),
+        (false, Some(caller)) => format!("{given} (authenticated as {caller})"),
+    })
+}
+
+/// The bounds a session budget must keep (the same for StartResearch and UpdateBudget).
+fn check_budget(budget: &common::Budget) -> Result<(), PlannerError> {
+    if budget.max_candidates > 10_000 {
+        return Err(invalid(format!(
+            "budget.max_candidates = {} is more than 10000",
+            budget.max_candidates
+        )));
+    }
+    if budget.max_wall_seconds > 30 * 24 * 3600 {
+        return Err(invalid("budget.max_wall_seconds is more than 30 days"));
+    }
+    Ok(())
+}
+
 fn check_id(id: &str) -> Result<(), PlannerError> {
     if id.is_empty() {
         return Err(invalid(
@@ -740,20 +871,12 @@ fn check_goal(goal: &mut common::ResearchGoal) -> Result<(), PlannerError> {
         )));
     }
     let budget = goal.budget.unwrap_or_default();
-    if budget.max_candidates > 10_000 {
-        return Err(invalid(format!(
-            "budget.max_candidates = {} is more than 10000",
-            budget.max_candidates
-        )));
-    }
+    check_budget(&budget)?;
     if budget.max_total_seeds < goal.num_seeds {
         return Err(invalid(format!(
             "budget.max_total_seeds = {} is below num_seeds = {}: not even one candidate fits",
             budget.max_total_seeds, goal.num_seeds
         )));
-    }
-    if budget.max_wall_seconds > 30 * 24 * 3600 {
-        return Err(invalid("budget.max_wall_seconds is more than 30 days"));
     }
     if !goal.model_family.is_empty()
         && !crate::space::FAMILIES.contains(&goal.model_family.as_str())

@@ -25,6 +25,7 @@ use tonic::{Code, Status};
 
 mod candidate;
 mod outcome;
+mod requests;
 mod resume;
 
 use crate::error::PlannerError;
@@ -210,6 +211,7 @@ impl Research {
             if self.any_achieved {
                 return Ok(self.success());
             }
+            self.apply_budget_change().await?;
             if self.handle.stop.is_cancelled() {
                 return Ok(self.paused());
             }

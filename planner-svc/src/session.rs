@@ -1,8 +1,13 @@
 //! A live session as the service sees it: its status, its numbered event log (replayed by
-//! WatchResearch from any position) and its stop request. The research loop writes here; the
-//! RPCs read.
+//! WatchResearch from any position), its stop request, and what people ask of it while it
+//! runs (injected candidates, a new budget). The research loop writes the log and takes the
+//! requests; the RPCs read the log and leave requests.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use ra_proto::common::v1 as common;
+use ra_spec::{ModelSpec, TrainSpec};
 
 use ra_proto::planner::v1 as pb;
 use tokio::sync::watch;
@@ -28,7 +33,33 @@ pub struct SessionHandle {
     /// Triggered by StopResearch (or the service shutting down).
     pub stop: CancellationToken,
     stop_reason: Mutex<String>,
+    requests: Mutex<Requests>,
 }
+
+/// A candidate a person proposed, waiting for the loop to take it.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+    pub rationale: String,
+    pub proposed_by: String,
+}
+
+/// A budget change waiting for the loop: the new limits and who asked.
+#[derive(Debug, Clone)]
+pub struct BudgetChange {
+    pub budget: common::Budget,
+    pub requested_by: String,
+}
+
+#[derive(Debug, Default)]
+struct Requests {
+    injected: VecDeque<Injection>,
+    budget: Option<BudgetChange>,
+}
+
+/// Injected candidates a session keeps waiting at most.
+pub const MAX_QUEUED_INJECTIONS: usize = 64;
 
 impl SessionHandle {
     pub fn new(status: pb::ResearchStatus) -> Arc<Self> {
@@ -44,6 +75,7 @@ impl SessionHandle {
             written,
             stop: CancellationToken::new(),
             stop_reason: Mutex::new(String::new()),
+            requests: Mutex::new(Requests::default()),
         })
     }
 
@@ -126,6 +158,38 @@ impl SessionHandle {
             }
         });
         self.stop.cancel();
+    }
+
+    fn requests(&self) -> MutexGuard<'_, Requests> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a person's candidate; its place in the queue (1 = next), or `None` when the
+    /// queue is full.
+    pub fn inject(&self, injection: Injection) -> Option<usize> {
+        let mut requests = self.requests();
+        if requests.injected.len() >= MAX_QUEUED_INJECTIONS {
+            return None;
+        }
+        requests.injected.push_back(injection);
+        Some(requests.injected.len())
+    }
+
+    /// The next injected candidate, for the loop.
+    pub fn take_injection(&self) -> Option<Injection> {
+        self.requests().injected.pop_front()
+    }
+
+    /// Leaves a budget change for the loop (a later one replaces one not yet applied).
+    pub fn change_budget(&self, change: BudgetChange) {
+        self.requests().budget = Some(change);
+    }
+
+    /// The budget change to apply, for the loop.
+    pub fn take_budget_change(&self) -> Option<BudgetChange> {
+        self.requests().budget.take()
     }
 
     pub fn stop_reason(&self) -> String {

@@ -5,6 +5,7 @@
 //! Tools and data that a user's clone may lack are skipped loudly; with
 //! `RA_REQUIRE_TEST_DEPS=1` (set by `.ci/run`) a missing one fails the test instead.
 
+pub mod records;
 pub mod scripted_llm;
 
 use std::net::SocketAddr;

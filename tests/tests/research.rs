@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use ra_integration_tests::records::watch_to_end;
 use ra_integration_tests::scripted_llm::{Reply, ScriptedLlm};
 use ra_integration_tests::{shared_data_or_skip, skip_or_fail};
 use ra_proto::common::v1 as common;
@@ -60,35 +61,6 @@ async fn registry(stack: &ra_cli::Stack) -> RegistryServiceClient<Channel> {
 }
 
 /// Every event of a session until its end, and the final status.
-async fn watch_to_end(
-    planner: &mut PlannerServiceClient<Channel>,
-    research_id: &str,
-) -> (Vec<pb::ResearchEvent>, pb::ResearchStatus) {
-    let mut stream = planner
-        .watch_research(pb::WatchResearchRequest {
-            research_id: research_id.to_owned(),
-            from_position: 0,
-        })
-        .await
-        .expect("WatchResearch")
-        .into_inner();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(900);
-    loop {
-        let event = tokio::time::timeout_at(deadline, stream.message())
-            .await
-            .expect("the session ends within 15 minutes")
-            .expect("event stream")
-            .expect("the stream ends with a finished event");
-        if let Some(pb::research_event::Event::Finished(status)) = &event.event {
-            let status = status.clone();
-            events.push(event);
-            return (events, status);
-        }
-        events.push(event);
-    }
-}
-
 async fn decisions(registry: &mut RegistryServiceClient<Channel>, id: &str) -> Vec<reg::Decision> {
     registry
         .list_decisions(reg::ListDecisionsRequest {

@@ -36,58 +36,14 @@ async fn snapshot(root: &Path, data: &Path, id: &str) -> Snapshot {
     let mut registry = RegistryServiceClient::connect(stack.registry_url())
         .await
         .expect("connect to the registry");
-    let experiment = registry
-        .get_experiment(reg::GetExperimentRequest { id: id.into() })
-        .await
-        .expect("GetExperiment")
-        .into_inner();
-    let candidates = registry
-        .list_candidates(reg::ListCandidatesRequest {
-            experiment_id: id.into(),
-            page_size: 1000,
-            page_token: String::new(),
-        })
-        .await
-        .expect("ListCandidates")
-        .into_inner()
-        .candidates;
-    let trials = registry
-        .list_trials(reg::ListTrialsRequest {
-            experiment_id: id.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("ListTrials")
-        .into_inner()
-        .trials;
-    let evaluations = registry
-        .list_evaluations(reg::ListEvaluationsRequest {
-            experiment_id: id.into(),
-            page_size: 1000,
-            page_token: String::new(),
-        })
-        .await
-        .expect("ListEvaluations")
-        .into_inner()
-        .evaluations;
-    let decisions = registry
-        .list_decisions(reg::ListDecisionsRequest {
-            experiment_id: id.into(),
-            page_size: 1000,
-            page_token: String::new(),
-        })
-        .await
-        .expect("ListDecisions")
-        .into_inner()
-        .decisions;
+    let records = ra_integration_tests::records::SessionRecords::read(&mut registry, id).await;
     stack.stop().await.expect("stop the stack");
     Snapshot {
-        experiment,
-        candidates,
-        trials,
-        evaluations,
-        decisions,
+        experiment: records.experiment,
+        candidates: records.candidates,
+        trials: records.trials,
+        evaluations: records.evaluations,
+        decisions: records.decisions,
     }
 }
 

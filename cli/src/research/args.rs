@@ -152,6 +152,7 @@ pub enum ServiceName {
     Sandbox,
     Dataset,
     Registry,
+    Dashboard,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +163,14 @@ pub enum Command {
     Serve {
         service: ServiceName,
         /// Address to bind; the conventional ports are 50051 (planner) to 50055 (registry).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// The sessions of a state folder in the browser (read-only), until Ctrl-C.
+    Dashboard {
+        /// Address the dashboard binds (port 50056).
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
         #[command(flatten)]
@@ -183,6 +192,45 @@ pub enum Command {
     /// Print a session's report (markdown) and where its files are.
     Report {
         research_id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Queue your own candidate in a running session (it is evaluated next, validated like
+    /// any proposal, and recorded as proposed by you).
+    Inject {
+        research_id: String,
+        /// JSON file: {"model": ModelSpec, "train": TrainSpec} (the README shows one).
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+        /// Why, recorded as the candidate's rationale.
+        #[arg(long, default_value = "")]
+        rationale: String,
+        /// Your name for the record (default: $USER).
+        #[arg(long, value_name = "NAME", env = "USER")]
+        by: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Change a running session's budget (recorded; kept when it is resumed).
+    Budget {
+        research_id: String,
+        #[arg(long)]
+        max_candidates: Option<u32>,
+        #[arg(long)]
+        max_total_seeds: Option<u32>,
+        #[arg(long)]
+        max_minutes: Option<u64>,
+        /// Your name for the record (default: $USER).
+        #[arg(long, value_name = "NAME", env = "USER")]
+        by: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Pause a running session (its running trials are cancelled; `resume` continues it).
+    Pause {
+        research_id: String,
+        #[arg(long, default_value = "paused from the command line")]
+        reason: String,
         #[command(flatten)]
         connection: Connection,
     },

@@ -9,6 +9,8 @@ pub(super) struct Services {
     planner: ra_client::PlannerClient,
     registry_url: String,
     credentials: ra_client::Credentials,
+    /// The embedded dashboard's address, printed with a session's id.
+    dashboard_url: Option<String>,
 }
 
 impl Services {
@@ -29,11 +31,13 @@ impl Services {
             .await
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("connect to planner-svc at {planner_url}"))?;
+        let dashboard_url = stack.as_ref().and_then(Stack::dashboard_url);
         Ok(Self {
             stack,
             planner: planner.client(),
             registry_url,
             credentials,
+            dashboard_url,
         })
     }
 
@@ -122,6 +126,84 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             eprintln!("report folder: {}", status.report_path);
             Ok(0)
         }
+        Command::Inject {
+            research_id,
+            spec,
+            rationale,
+            by,
+            connection,
+        } => {
+            let (model, train) = read_candidate_file(&spec)?;
+            let mut services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = services
+                .planner
+                .inject_candidate(pb::InjectCandidateRequest {
+                    research_id,
+                    model: Some(model),
+                    train: Some(train),
+                    rationale,
+                    proposed_by: by.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| refused("InjectCandidate", &s));
+            services.close().await?;
+            let response = outcome?.into_inner();
+            println!(
+                "queued as the session's next candidate{}",
+                match response.queue_position {
+                    0 | 1 => String::new(),
+                    n => format!(" (position {n} in the queue)"),
+                }
+            );
+            Ok(0)
+        }
+        Command::Budget {
+            research_id,
+            max_candidates,
+            max_total_seeds,
+            max_minutes,
+            by,
+            connection,
+        } => {
+            let budget = common::Budget {
+                max_candidates: max_candidates.unwrap_or(0),
+                max_total_seeds: max_total_seeds.unwrap_or(0),
+                max_wall_seconds: max_minutes.map_or(0, |m| m.saturating_mul(60)),
+            };
+            let mut services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = services
+                .planner
+                .update_budget(pb::UpdateBudgetRequest {
+                    research_id,
+                    budget: Some(budget),
+                    requested_by: by.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| refused("UpdateBudget", &s));
+            services.close().await?;
+            outcome?;
+            println!("budget change sent: the session applies it before its next candidate");
+            Ok(0)
+        }
+        Command::Pause {
+            research_id,
+            reason,
+            connection,
+        } => {
+            let mut services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = services
+                .planner
+                .stop_research(pb::StopResearchRequest {
+                    research_id,
+                    reason,
+                })
+                .await
+                .map_err(|s| refused("StopResearch", &s));
+            services.close().await?;
+            let status = outcome?.into_inner();
+            print_status(&status, false)?;
+            Ok(0)
+        }
         Command::List { connection } => {
             let services = Services::open(&connection, &cli.log_filter).await?;
             let outcome = list(&services.registry_url, &services.credentials).await;
@@ -133,6 +215,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             host,
             connection,
         } => serve(service, host, &connection, &cli.log_filter)
+            .await
+            .map(|()| 0),
+        Command::Dashboard { host, connection } => dashboard(host, &connection, &cli.log_filter)
             .await
             .map(|()| 0),
     }
@@ -220,6 +305,9 @@ pub(super) async fn start_and_follow(
         );
     }
     let id = status.research_id.clone();
+    if let Some(dashboard) = &services.dashboard_url {
+        eprintln!("dashboard: {dashboard}/sessions/{id}");
+    }
     follow(&mut services.planner, &id, args.json).await
 }
 
@@ -372,6 +460,9 @@ pub(super) async fn serve(
                 stack.dataset_url(),
                 stack.registry_url()
             );
+            if let Some(dashboard) = stack.dashboard_url() {
+                eprintln!("dashboard: {dashboard}/");
+            }
             ra_serve::shutdown_signal().await;
             stack.stop().await
         }
@@ -380,5 +471,86 @@ pub(super) async fn serve(
         ServiceName::Sandbox => serve!("sandbox-svc", sandbox_svc, SandboxConfig),
         ServiceName::Dataset => serve!("dataset-svc", dataset_svc, DatasetConfig),
         ServiceName::Registry => serve!("registry-svc", registry_svc, RegistryConfig),
+        ServiceName::Dashboard => serve!("dashboard-svc", dashboard_svc, DashboardConfig),
     }
+}
+
+/// `research-agent dashboard`: the sessions of a state folder in the browser, read-only,
+/// until Ctrl-C. The embedded services serve on ephemeral ports; the dashboard on `host` at
+/// its conventional port.
+pub(super) async fn dashboard(
+    host: IpAddr,
+    connection: &Connection,
+    log_filter: &str,
+) -> anyhow::Result<()> {
+    if !connection.root.join("registry").exists() {
+        bail!(
+            "{} holds no registry: give the state folder of earlier sessions with --root (default .research-agent)",
+            connection.root.display()
+        );
+    }
+    let mut options = connection.stack_options(log_filter);
+    // The stack's own dashboard is not started: this one binds the conventional port.
+    options.dashboard = None;
+    let stack = Stack::start(&options)
+        .await
+        .context("open the state folder (is a session still running on it? its own dashboard URL is printed by research-agent run)")?;
+    let outcome = async {
+        let listener = tokio::net::TcpListener::bind((host, dashboard_svc::config::DEFAULT_PORT))
+            .await
+            .with_context(|| {
+                format!(
+                    "bind {host}:{} (is another dashboard running?)",
+                    dashboard_svc::config::DEFAULT_PORT
+                )
+            })?;
+        let address = listener.local_addr()?;
+        let mut config = dashboard_svc::DashboardConfig::default();
+        config.dashboard.registry_url = stack.registry_url();
+        config.dashboard.evaluator_url = stack.evaluator_url();
+        config.dashboard.planner_url = String::new();
+        config.dashboard.read_only = true;
+        eprintln!(
+            "dashboard: http://{address}/ (read-only over {}; Ctrl-C stops)",
+            stack.root.display()
+        );
+        let shutdown = ra_serve::Shutdown::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            ra_serve::shutdown_signal().await;
+            trigger.trigger();
+        });
+        dashboard_svc::run(&config, listener, shutdown).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    stack.stop().await?;
+    outcome
+}
+
+/// A candidate file: `{"model": ModelSpec, "train": TrainSpec}` in the JSON form people and
+/// LLMs write, checked before anything is sent.
+pub(super) fn read_candidate_file(
+    path: &std::path::Path,
+) -> anyhow::Result<(common::ModelSpec, common::TrainSpec)> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CandidateFile {
+        model: ra_spec::ModelSpec,
+        train: ra_spec::TrainSpec,
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let file: CandidateFile = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a candidate: expected {{\"model\": ModelSpec, \"train\": TrainSpec}}",
+            path.display()
+        )
+    })?;
+    file.train
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: train: {e}", path.display()))?;
+    Ok((
+        common::ModelSpec::from(&file.model),
+        common::TrainSpec::from(&file.train),
+    ))
 }

@@ -132,8 +132,12 @@ impl Research {
         }
     }
 
-    /// Proposes, records and announces the next candidate; returns its index.
+    /// Proposes, records and announces the next candidate — a person's injected one first,
+    /// else the strategy's; returns its index.
     pub(super) async fn propose(&mut self, proposer: &mut Proposer) -> Result<usize, End> {
+        if let Some(injection) = self.handle.take_injection() {
+            return self.record_injection(injection).await;
+        }
         let facts = self.dataset()?.clone();
         let history: Vec<HistoryEntry> = self
             .candidates
@@ -252,10 +256,34 @@ impl Research {
         self.config.limits
     }
 
+    /// The candidate against the dataset (a person's injected spec may not fit it), then
     /// ValidateJob in the sandbox; a refusal is recorded and the candidate set aside.
     pub(super) async fn validate(&mut self, index: usize) -> Result<bool, End> {
         let facts = self.dataset()?.clone();
         let candidate = &self.candidates[index];
+        let mut misfits = Vec::new();
+        if candidate.model.input != facts.input {
+            misfits.push(format!(
+                "input: the model expects {}, the dataset gives {}",
+                serde_json::to_string(&candidate.model.input).unwrap_or_default(),
+                serde_json::to_string(&facts.input).unwrap_or_default()
+            ));
+        }
+        if candidate.model.num_classes != facts.num_classes {
+            misfits.push(format!(
+                "num_classes: the model has {}, the dataset {}",
+                candidate.model.num_classes, facts.num_classes
+            ));
+        }
+        if !misfits.is_empty() {
+            let reason = format!(
+                "does not fit dataset {}: {}",
+                self.goal.dataset,
+                misfits.join("; ")
+            );
+            self.reject(index, reason, misfits).await?;
+            return Ok(false);
+        }
         let request = sb::ValidateJobRequest {
             job: Some(sb::JobSpec {
                 kind: Some(sb::job_spec::Kind::Train(sb::TrainJob {
@@ -293,7 +321,18 @@ impl Research {
             })
             .collect();
         let reason = format!("rejected by the sandbox: {}", problems.join("; "));
-        let candidate_id = candidate.id.clone();
+        self.reject(index, reason, problems).await?;
+        Ok(false)
+    }
+
+    /// Sets candidate `index` aside: recorded as a "reject" decision and announced.
+    async fn reject(
+        &mut self,
+        index: usize,
+        reason: String,
+        problems: Vec<String>,
+    ) -> Result<(), End> {
+        let candidate_id = self.candidates[index].id.clone();
         self.candidates[index].failure = Some(reason.clone());
         self.decide(
             "reject",
@@ -309,7 +348,7 @@ impl Research {
                     strategy: strategy_enum(&self.candidates[index].strategy) as i32,
                 },
             ));
-        Ok(false)
+        Ok(())
     }
 
     /// Evaluates candidate `index`; `Some(end)` when the session must end meanwhile (stop,
