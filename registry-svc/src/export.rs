@@ -2,7 +2,7 @@
 //! field names match the contracts), and its metric points as CSV, trial by trial.
 
 use prost::Message;
-use ra_proto::registry::v1::Trial;
+use ra_proto::registry::v1::{Candidate, Trial};
 use serde_json::{Map, Value, json};
 
 use crate::error::{RegistryError, Result};
@@ -86,12 +86,24 @@ impl Store {
         })
     }
 
-    fn trials_of(&self, experiment_id: &str) -> Result<Vec<Trial>> {
+    /// Every trial of an experiment, in creation order.
+    pub(crate) fn trials_of(&self, experiment_id: &str) -> Result<Vec<Trial>> {
         self.records
             .scan_prefix(keys::experiment_trials(experiment_id).as_bytes())
             .map(|entry| {
                 let (key, _) = entry?;
                 self.follow_index(&key, keys::trial)
+            })
+            .collect()
+    }
+
+    /// Every candidate of an experiment, in creation order.
+    pub(crate) fn candidates_of(&self, experiment_id: &str) -> Result<Vec<Candidate>> {
+        self.records
+            .scan_prefix(keys::experiment_candidates(experiment_id).as_bytes())
+            .map(|entry| {
+                let (key, _) = entry?;
+                self.follow_index(&key, keys::candidate)
             })
             .collect()
     }

@@ -21,6 +21,8 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 const WATCH_READ_BATCH: usize = 256;
 /// Buffered messages between a stream's producer task and the client.
 const STREAM_BUFFER: usize = 16;
+/// Bytes of a TensorBoard export file per message.
+const TENSORBOARD_CHUNK: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct RegistryGrpc {
@@ -413,6 +415,56 @@ impl RegistryService for RegistryGrpc {
             .into());
         }
         ok(pb::ExportExperimentResponse { json })
+    }
+
+    type ExportTensorboardStream = ResponseStream<pb::ExportTensorboardResponse>;
+
+    async fn export_tensorboard(
+        &self,
+        request: Request<pb::ExportTensorboardRequest>,
+    ) -> Result<Response<Self::ExportTensorboardStream>, Status> {
+        let experiment_id = self
+            .store
+            .existing_experiment(&request.into_inner().experiment_id)?;
+        let store = Arc::clone(&self.store);
+        let stream = spawn_stream(move |sender| async move {
+            let files =
+                match tokio::task::spawn_blocking(move || store.export_tensorboard(&experiment_id))
+                    .await
+                {
+                    Ok(Ok(files)) => files,
+                    Ok(Err(error)) => {
+                        let _ = sender.send(Err(error.into())).await;
+                        return;
+                    }
+                    Err(error) => {
+                        let _ = sender
+                            .send(Err(Status::internal(format!(
+                                "the export stopped: {error}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                };
+            for file in files {
+                // An empty file still announces its path.
+                let chunks: Vec<&[u8]> = if file.data.is_empty() {
+                    vec![&[]]
+                } else {
+                    file.data.chunks(TENSORBOARD_CHUNK).collect()
+                };
+                for chunk in chunks {
+                    let message = pb::ExportTensorboardResponse {
+                        path: file.path.clone(),
+                        data: chunk.to_vec(),
+                    };
+                    if sender.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        ok(stream)
     }
 
     type ExportMetricsCsvStream = ResponseStream<pb::ExportMetricsCsvResponse>;

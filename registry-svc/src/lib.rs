@@ -3,7 +3,8 @@
 //! - [`store`]: opening, format version, atomic serialised writes with event positions,
 //!   durable acknowledgement ([`durability`]: group commit), paging.
 //! - [`records`]: experiments, candidates, trials, decisions, evaluations.
-//! - [`metrics`]: metric series; [`artifacts`]: content-addressed files; [`export`]: JSON, CSV.
+//! - [`metrics`]: metric series; [`artifacts`]: content-addressed files; [`export`]: JSON, CSV;
+//!   [`tensorboard`]: TensorBoard event files (scalars and HParams).
 //! - [`keys`]: the key layout; [`ids`]: typed UUIDv7 ids; [`validate`]: field rules;
 //!   [`schema`]: reflection over the contracts.
 //! - [`grpc`]: the thin tonic adapter; [`config`]: the service configuration.
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod records;
 pub mod schema;
 pub mod store;
+pub mod tensorboard;
 pub mod validate;
 
 use std::sync::Arc;

@@ -91,6 +91,18 @@ pub fn shared_data_or_skip(test: &str) -> Option<PathBuf> {
     dir
 }
 
+/// Python that can import every one of `modules`: `$RA_PYTHON`, else `python3`; `None` when
+/// it cannot (the caller skips or fails through [`skip_or_fail`]).
+pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
+    let python =
+        std::env::var_os("RA_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let works = std::process::Command::new(&python)
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    works.then_some(python)
+}
+
 /// A 127.0.0.1 port nobody listens on right now (for a process the test starts itself, or to
 /// point a client at a closed port).
 pub fn free_port() -> u16 {

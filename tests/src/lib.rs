@@ -120,8 +120,8 @@ impl RegistryUnderTest {
 
 pub use ra_test_support::{
     REQUIRE_DEPS_VAR, TEST_DATA_VAR, deps_required, free_port, grpcurl, health_status, image_tag,
-    output_text, repo_path, shared_data_or_skip, skip_or_fail, test_data_dir, wait_serving,
-    workspace_binary,
+    output_text, python_with, repo_path, shared_data_or_skip, skip_or_fail, test_data_dir,
+    wait_serving, workspace_binary,
 };
 
 /// The embedded stack (registry, dataset, sandbox with the process backend, evaluator) with

@@ -200,20 +200,9 @@ fn holm_and_quantiles_match_the_reference() {
     }
 }
 
-/// Python with SciPy: `$RA_PYTHON`, else `python3`, if it can import scipy.
-fn python_with_scipy() -> Option<PathBuf> {
-    let python =
-        std::env::var_os("RA_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
-    let works = Command::new(&python)
-        .args(["-c", "import scipy, numpy"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    works.then_some(python)
-}
-
 #[test]
 fn the_script_reproduces_the_committed_table() {
-    let Some(python) = python_with_scipy() else {
+    let Some(python) = ra_integration_tests::python_with(&["scipy", "numpy"]) else {
         skip_or_fail(
             "the_script_reproduces_the_committed_table",
             "no Python with SciPy (set RA_PYTHON to a python that can import scipy)",

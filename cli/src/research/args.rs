@@ -176,6 +176,19 @@ pub enum Command {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Export a session's records: TensorBoard event files (one run per trial, with the
+    /// HParams tab comparing candidates) and/or the JSON document of every record.
+    Export {
+        research_id: String,
+        /// Folder for the TensorBoard event files (`tensorboard --logdir DIR`).
+        #[arg(long, value_name = "DIR", required_unless_present = "json")]
+        tensorboard: Option<PathBuf>,
+        /// File for every record as one JSON document.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// List research sessions.
     List {
         #[command(flatten)]

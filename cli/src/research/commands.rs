@@ -204,6 +204,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             print_status(&status, false)?;
             Ok(0)
         }
+        Command::Export {
+            research_id,
+            tensorboard,
+            json,
+            connection,
+        } => {
+            let services = Services::open(&connection, &cli.log_filter).await?;
+            let outcome = export(
+                &services.registry_url,
+                &services.credentials,
+                &research_id,
+                tensorboard.as_deref(),
+                json.as_deref(),
+            )
+            .await;
+            services.close().await?;
+            outcome.map(|()| 0)
+        }
         Command::List { connection } => {
             let services = Services::open(&connection, &cli.log_filter).await?;
             let outcome = list(&services.registry_url, &services.credentials).await;
@@ -553,4 +571,81 @@ pub(super) fn read_candidate_file(
         common::ModelSpec::from(&file.model),
         common::TrainSpec::from(&file.train),
     ))
+}
+
+/// `research-agent export`: the registry's TensorBoard files written under `tensorboard`, the
+/// JSON document into `json`.
+pub(super) async fn export(
+    registry_url: &str,
+    credentials: &ra_client::Credentials,
+    research_id: &str,
+    tensorboard: Option<&std::path::Path>,
+    json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut client = ra_client::registry_with("--registry", registry_url, credentials)?.client();
+    if let Some(path) = json {
+        let document = client
+            .export_experiment(reg::ExportExperimentRequest {
+                experiment_id: research_id.to_owned(),
+            })
+            .await
+            .map_err(|s| refused("ExportExperiment", &s))?
+            .into_inner()
+            .json;
+        std::fs::write(path, document).with_context(|| format!("write {}", path.display()))?;
+        eprintln!("records: {}", path.display());
+    }
+    let Some(folder) = tensorboard else {
+        return Ok(());
+    };
+    let mut stream = client
+        .export_tensorboard(reg::ExportTensorboardRequest {
+            experiment_id: research_id.to_owned(),
+        })
+        .await
+        .map_err(|s| refused("ExportTensorboard", &s))?
+        .into_inner();
+    std::fs::create_dir_all(folder).with_context(|| format!("create {}", folder.display()))?;
+    let mut current: Option<(String, std::fs::File)> = None;
+    let (mut files, mut bytes) = (0usize, 0usize);
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| refused("ExportTensorboard", &s))?
+    {
+        if current.as_ref().is_none_or(|(path, _)| *path != chunk.path) {
+            let relative = std::path::Path::new(&chunk.path);
+            // Only plain relative paths: a file never lands outside the folder.
+            if chunk.path.is_empty()
+                || !relative
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                bail!(
+                    "the registry sent a file path that is not a plain relative path: {:?}",
+                    chunk.path
+                );
+            }
+            let target = folder.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("create {}", parent.display()))?;
+            }
+            let file = std::fs::File::create(&target)
+                .with_context(|| format!("create {}", target.display()))?;
+            current = Some((chunk.path.clone(), file));
+            files += 1;
+        }
+        if let Some((_, file)) = current.as_mut() {
+            use std::io::Write as _;
+            file.write_all(&chunk.data)
+                .with_context(|| format!("write {}", chunk.path))?;
+            bytes += chunk.data.len();
+        }
+    }
+    eprintln!(
+        "tensorboard: {files} event files, {bytes} bytes under {} (tensorboard --logdir {0})",
+        folder.display()
+    );
+    Ok(())
 }
