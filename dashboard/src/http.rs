@@ -566,10 +566,13 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     } else {
         "/ra.dashboard/View"
     };
+    // A browser (no authorization header of its own) is sent to the sign-in page; a script
+    // with a wrong bearer token gets 401.
+    let browser = !request.headers().contains_key(header::AUTHORIZATION);
     let headers = with_cookie_token(request.headers());
     match gate.check(method, &headers, request.extensions()) {
         Ok(_) => next.run(request).await,
-        Err(status) if status.code() == tonic::Code::Unauthenticated && !is_post => {
+        Err(status) if status.code() == tonic::Code::Unauthenticated && !is_post && browser => {
             Redirect::to("/login").into_response()
         }
         Err(status) => DashboardError::from_status("dashboard", &status).into_response(),

@@ -608,3 +608,101 @@ async fn the_dashboard_command_serves_a_state_folder_read_only() {
     assert!(response.text().await.expect("body").contains("read-only"));
     reopened.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_configured_the_pages_ask_for_one() {
+    let registry = ra_integration_tests::RegistryUnderTest::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "# who may look\nresearcher abcdefghijklmnop0123\n").expect("tokens");
+    let mut config = dashboard_svc::DashboardConfig::default();
+    config.dashboard.registry_url = registry.endpoint();
+    config.dashboard.evaluator_url = String::new();
+    config.dashboard.planner_url = String::new();
+    config.server.auth.tokens_file = tokens;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let shutdown = ra_serve::Shutdown::new();
+    let served = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { dashboard_svc::run(&config, listener, shutdown).await }
+    });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    // No token: a page sends the browser to the sign-in form; an action is refused.
+    let response = http.get(format!("{base}/")).send().await.expect("GET");
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(
+        response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("/login")
+    );
+    let (status, form) = get(&http, &format!("{base}/login")).await;
+    assert_eq!(status, 200);
+    assert!(form.contains("name=\"token\""), "{form}");
+    let unknown = ra_client::ids::EntityKind::Experiment.new_id();
+    let response = http
+        .post(format!("{base}/sessions/{unknown}/pause"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 401);
+    // A wrong token is refused; the right one sets the cookie that opens the pages.
+    let response = http
+        .post(format!("{base}/login"))
+        .form(&[("token", "not-the-token-at-all")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 401);
+    let response = http
+        .post(format!("{base}/login"))
+        .form(&[("token", "abcdefghijklmnop0123")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 303);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().expect("name=value").to_owned();
+    let response = http
+        .get(format!("{base}/"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 200);
+    // A bearer token works as well (scripts), a wrong one does not.
+    let response = http
+        .get(format!("{base}/"))
+        .bearer_auth("abcdefghijklmnop0123")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 200);
+    let response = http
+        .get(format!("{base}/"))
+        .bearer_auth("wrong-wrong-wrong-wrong")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 401);
+    shutdown.trigger();
+    served.await.expect("task").expect("served");
+    registry.stop().await.expect("registry stops");
+}
