@@ -442,11 +442,19 @@ impl Planner {
         match handle {
             Some(handle) if !handle.is_finished() && !handle.stop.is_cancelled() => Ok(handle),
             _ => {
-                let status = self.status_from_registry(id).await?;
+                // An unknown id is NOT_FOUND (from the registry); a known one is not running here.
+                let experiment = self.inner.clients.records.registry.experiment(id).await?;
                 Err(PlannerError::WrongState(format!(
-                    "research {id} is not running in this planner (state {:?}: {}); {what} only while it runs (resume it first)",
-                    status.state(),
-                    status.message
+                    "research {id} is not running in this planner (its record says {}{}); {what} only while it runs (resume it first)",
+                    experiment
+                        .status()
+                        .as_str_name()
+                        .trim_start_matches("EXPERIMENT_STATUS_"),
+                    if experiment.summary.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", experiment.summary)
+                    }
                 )))
             }
         }

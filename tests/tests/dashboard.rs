@@ -568,6 +568,48 @@ async fn a_live_page_hears_records_as_they_land_and_actions_are_guarded() {
     let body = response.text().await.expect("body");
     assert!(matches!(status, 400 | 404), "{status}: {body}");
     assert!(body.contains("planner-svc"), "{body}");
+    // Every other action endpoint: bad forms are 400 pages naming the problem; good ones reach
+    // the planner, which refuses a session it is not running.
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = format!("{base}/sessions/{}/{path}", session.experiment_id);
+        async move {
+            let response = http.post(url).form(&form).send().await.expect("POST");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+    let (status, body) = post("inject", vec![("spec", "{not json".into())]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("is not a {&quot;model&quot;: ModelSpec"),
+        "{body}"
+    );
+    let spec = serde_json::json!({
+        "model": ra_spec::ModelSpec::try_from(&fixtures::mlp()).expect("spec"),
+        "train": ra_spec::TrainSpec::try_from(&fixtures::adam(0.01)).expect("train"),
+    })
+    .to_string();
+    let (status, body) = post("inject", vec![("spec", spec), ("by", "<b>eve</b>".into())]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not running in this planner"), "{body}");
+    let (status, body) = post("budget", vec![("max_candidates", "many".into())]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("max_candidates = &quot;many&quot; is not a whole number"),
+        "{body}"
+    );
+    let (status, body) = post("budget", vec![("max_candidates", "3".into())]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not running in this planner"), "{body}");
+    let (status, body) = post("resume", Vec::new()).await;
+    assert_eq!(status, 400, "an ended session cannot resume: {body}");
+    assert!(
+        body.contains("only paused or interrupted sessions can be resumed"),
+        "{body}"
+    );
+    let (status, body) = get(&http, &format!("{base}/healthz")).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
 
     stack.stop().await.expect("stack stops");
 }
