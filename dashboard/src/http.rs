@@ -243,7 +243,7 @@ async fn compare_sessions(
             DashboardError::BadRequest(format!("session {id} has no evaluated candidate yet"))
         })?;
         Ok(compare::Side {
-            label: session::goal_text(&summary.experiment).to_owned(),
+            label: crate::view::goal_text(&summary.experiment).to_owned(),
             link: format!("/sessions/{id}#{}", evaluation.candidate_id),
             evaluation,
         })
@@ -381,14 +381,6 @@ struct InjectForm {
     by: String,
 }
 
-/// A candidate document as the inject form takes it: `{"model": …, "train": …}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CandidateDocument {
-    model: ra_spec::ModelSpec,
-    train: ra_spec::TrainSpec,
-}
-
 async fn inject(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -399,7 +391,7 @@ async fn inject(
     if !plausible_id(&id, EntityKind::Experiment) {
         return Err(unknown_session(&id));
     }
-    let document: CandidateDocument = serde_json::from_str(&form.spec).map_err(|error| {
+    let document = ra_spec::CandidateSpec::from_json(&form.spec).map_err(|error| {
         DashboardError::BadRequest(format!(
             "the candidate is not a {{\"model\": ModelSpec, \"train\": TrainSpec}} document: {error}"
         ))

@@ -265,11 +265,7 @@ impl Services {
             .map_err(status)?
             .into_iter()
             .sum();
-        let maximise = experiment
-            .goal
-            .as_ref()
-            .and_then(|g| g.target.as_ref())
-            .is_none_or(|t| t.direction() != ra_proto::common::v1::Direction::Minimize);
+        let maximise = crate::view::maximises(&experiment);
         // The latest evaluation of each candidate, then the best of those.
         let mut latest: HashMap<&str, &reg::Evaluation> = HashMap::new();
         for evaluation in &evaluations {

@@ -109,7 +109,7 @@ impl SessionView {
 
     /// Higher is better unless the goal says to minimise.
     pub fn maximise(&self) -> bool {
-        self.target().direction() != common::Direction::Minimize
+        maximises(&self.experiment)
     }
 
     /// Candidates with an evaluation, best mean first (by the goal's direction); those
@@ -176,20 +176,44 @@ impl SessionView {
             .unwrap_or_default()
     }
 
-    /// Seconds from the experiment's creation to its last update (or to now while it runs).
+    /// Seconds the session has run (see [`elapsed_seconds`]).
     pub fn elapsed_seconds(&self) -> Option<f64> {
-        if let Some(recorded) = self
-            .experiment
-            .labels
-            .get("elapsed_seconds")
-            .and_then(|s| s.parse::<f64>().ok())
-        {
-            return Some(recorded);
-        }
-        let created = self.experiment.created_at.as_ref()?;
-        let updated = self.experiment.updated_at.as_ref()?;
-        Some(seconds_between(created, updated))
+        elapsed_seconds(&self.experiment)
     }
+}
+
+/// Whether higher values of the experiment's target metric are better (unless it minimises).
+pub fn maximises(experiment: &reg::Experiment) -> bool {
+    experiment
+        .goal
+        .as_ref()
+        .and_then(|g| g.target.as_ref())
+        .is_none_or(|t| t.direction() != common::Direction::Minimize)
+}
+
+/// Seconds an experiment has run: the planner's `elapsed_seconds` label, else from its creation
+/// to its last update.
+pub fn elapsed_seconds(experiment: &reg::Experiment) -> Option<f64> {
+    if let Some(recorded) = experiment
+        .labels
+        .get("elapsed_seconds")
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        return Some(recorded);
+    }
+    let created = experiment.created_at.as_ref()?;
+    let updated = experiment.updated_at.as_ref()?;
+    Some(seconds_between(created, updated))
+}
+
+/// The goal in the researcher's words, or the experiment's name when it has none.
+pub fn goal_text(experiment: &reg::Experiment) -> &str {
+    experiment
+        .goal
+        .as_ref()
+        .map(|g| g.text.as_str())
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&experiment.name)
 }
 
 fn upsert<T>(list: &mut Vec<T>, index: &mut HashMap<String, usize>, id: String, value: T) {

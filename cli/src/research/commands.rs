@@ -551,14 +551,8 @@ pub(super) async fn dashboard(
 pub(super) fn read_candidate_file(
     path: &std::path::Path,
 ) -> anyhow::Result<(common::ModelSpec, common::TrainSpec)> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct CandidateFile {
-        model: ra_spec::ModelSpec,
-        train: ra_spec::TrainSpec,
-    }
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    let file: CandidateFile = serde_json::from_str(&text).with_context(|| {
+    let file = ra_spec::CandidateSpec::from_json(&text).with_context(|| {
         format!(
             "{} is not a candidate: expected {{\"model\": ModelSpec, \"train\": TrainSpec}}",
             path.display()

@@ -71,10 +71,7 @@ fn starting_spec(view: &crate::view::SessionView) -> String {
         .as_ref()
         .and_then(|t| ra_spec::TrainSpec::try_from(t).ok());
     match (model, train) {
-        (Some(model), Some(train)) => {
-            serde_json::to_string_pretty(&serde_json::json!({"model": model, "train": train}))
-                .unwrap_or_default()
-        }
+        (Some(model), Some(train)) => ra_spec::CandidateSpec { model, train }.to_json_pretty(),
         _ => String::new(),
     }
 }

@@ -77,7 +77,7 @@ pub fn sessions_form(sessions: &[SessionSummary]) -> Markup {
     let label = |s: &SessionSummary| {
         format!(
             "{} ({})",
-            super::session::goal_text(&s.experiment),
+            crate::view::goal_text(&s.experiment),
             short_id(&s.experiment.id)
         )
     };

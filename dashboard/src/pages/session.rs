@@ -14,7 +14,7 @@ use super::layout::{
     trial_state,
 };
 use crate::charts::{self, CiRow, Curve};
-use crate::view::SessionView;
+use crate::view::{SessionView, goal_text};
 
 /// What the page shows besides the session's records.
 #[derive(Debug)]
@@ -284,14 +284,6 @@ impl SessionPage<'_> {
             }
         }
     }
-}
-
-pub fn goal_text(e: &reg::Experiment) -> &str {
-    e.goal
-        .as_ref()
-        .map(|g| g.text.as_str())
-        .filter(|t| !t.is_empty())
-        .unwrap_or(&e.name)
 }
 
 pub fn terminal(status: reg::ExperimentStatus) -> bool {

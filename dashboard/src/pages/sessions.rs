@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::layout::{self, number, seconds, status_badge, status_name};
 use crate::error::{DashboardError, Result};
 use crate::source::SessionSummary;
-use crate::view::seconds_between;
+use crate::view::{elapsed_seconds, goal_text};
 
 /// `?status=running&q=cifar&sort=best`.
 #[derive(Debug, Default, Deserialize)]
@@ -55,22 +55,7 @@ impl ListQuery {
 }
 
 fn elapsed(summary: &SessionSummary) -> f64 {
-    let e = &summary.experiment;
-    if let Some(recorded) = e.labels.get("elapsed_seconds").and_then(|s| s.parse().ok()) {
-        return recorded;
-    }
-    match (&e.created_at, &e.updated_at) {
-        (Some(a), Some(b)) => seconds_between(a, b),
-        _ => f64::NAN,
-    }
-}
-
-fn goal_text(e: &reg::Experiment) -> &str {
-    e.goal
-        .as_ref()
-        .map(|g| g.text.as_str())
-        .filter(|t| !t.is_empty())
-        .unwrap_or(&e.name)
+    elapsed_seconds(&summary.experiment).unwrap_or(f64::NAN)
 }
 
 /// The sessions that pass the filter, in the asked order.
