@@ -129,20 +129,50 @@ pub use ra_test_support::{
 /// `None` after a loud skip when the datasets are missing.
 pub async fn stack_on_shared_data(test: &str) -> Option<(ra_cli::Stack, tempfile::TempDir)> {
     let data = shared_data_or_skip(test)?;
-    let root = tempfile::tempdir().expect("temporary directory");
-    let stack = ra_cli::Stack::start(&ra_cli::StackOptions {
-        root: root.path().to_path_buf(),
-        data_dir: Some(data),
+    Some(
+        offline_stack(|options| {
+            options.data_dir = Some(data);
+            options.max_concurrent_jobs = 2;
+        })
+        .await,
+    )
+}
+
+/// The embedded stack, offline on the built-in datasets, with this workspace's `research-agent`
+/// as its sandbox's helper, its state under `root`; `adjust` changes the options first.
+pub async fn offline_stack_at(
+    root: &std::path::Path,
+    adjust: impl FnOnce(&mut ra_cli::StackOptions),
+) -> ra_cli::Stack {
+    let mut options = ra_cli::StackOptions {
+        root: root.to_path_buf(),
         offline: true,
-        max_concurrent_jobs: 2,
-        docker: false,
-        log_filter: "warn".into(),
         helper_program: Some(workspace_binary("research-agent")),
         ..ra_cli::StackOptions::default()
-    })
-    .await
-    .expect("start the embedded stack");
-    Some((stack, root))
+    };
+    adjust(&mut options);
+    ra_cli::Stack::start(&options)
+        .await
+        .expect("start the embedded stack")
+}
+
+/// [`offline_stack_at`] a fresh temporary folder, returned with the stack.
+pub async fn offline_stack(
+    adjust: impl FnOnce(&mut ra_cli::StackOptions),
+) -> (ra_cli::Stack, tempfile::TempDir) {
+    let root = tempfile::tempdir().expect("temporary directory");
+    let stack = offline_stack_at(root.path(), adjust).await;
+    (stack, root)
+}
+
+/// Session defaults for tests that run whole sessions quickly: 2 seeds, at most 3 epochs.
+pub fn short_sessions() -> planner_svc::config::SessionDefaults {
+    planner_svc::config::SessionDefaults {
+        max_epochs: 3,
+        num_seeds: 2,
+        max_seeds: 2,
+        ..planner_svc::config::SessionDefaults::default()
+    }
 }
 
 /// Small valid records for tests that need one but do not test it.

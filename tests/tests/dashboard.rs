@@ -18,16 +18,7 @@ const GOAL: &str = "an MLP for iris <script>alert('goal')</script> ≥ 90% — �
 const LLM_ANSWER: &str = "<script>alert('llm')</script>{\"layers\": []}";
 
 async fn stack() -> (ra_cli::Stack, tempfile::TempDir) {
-    let root = tempfile::tempdir().expect("temporary directory");
-    let stack = ra_cli::Stack::start(&ra_cli::StackOptions {
-        root: root.path().to_path_buf(),
-        offline: true,
-        helper_program: Some(ra_integration_tests::workspace_binary("research-agent")),
-        ..ra_cli::StackOptions::default()
-    })
-    .await
-    .expect("start the embedded stack");
-    (stack, root)
+    ra_integration_tests::offline_stack(|_| {}).await
 }
 
 /// What a session's records were written as, to compare the pages with.
@@ -624,15 +615,10 @@ async fn the_dashboard_command_serves_a_state_folder_read_only() {
     stack.stop().await.expect("stack stops");
 
     // A read-only dashboard over the same folder (the CLI's `dashboard` starts one this way).
-    let reopened = ra_cli::Stack::start(&ra_cli::StackOptions {
-        root: root.path().to_path_buf(),
-        offline: true,
-        dashboard: Some(true),
-        helper_program: Some(ra_integration_tests::workspace_binary("research-agent")),
-        ..ra_cli::StackOptions::default()
+    let reopened = ra_integration_tests::offline_stack_at(root.path(), |options| {
+        options.dashboard = Some(true);
     })
-    .await
-    .expect("reopen the state folder");
+    .await;
     let base = reopened.dashboard_url().expect("dashboard");
     let http = reqwest::Client::new();
     let (status, page) = get(&http, &format!("{base}/sessions/{}", session.experiment_id)).await;

@@ -132,17 +132,7 @@ impl Browser {
 }
 
 async fn stack() -> (ra_cli::Stack, tempfile::TempDir) {
-    let root = tempfile::tempdir().expect("temporary directory");
-    let stack = ra_cli::Stack::start(&ra_cli::StackOptions {
-        root: root.path().to_path_buf(),
-        offline: true,
-        max_concurrent_jobs: 2,
-        helper_program: Some(ra_integration_tests::workspace_binary("research-agent")),
-        ..ra_cli::StackOptions::default()
-    })
-    .await
-    .expect("start the embedded stack");
-    (stack, root)
+    ra_integration_tests::offline_stack(|options| options.max_concurrent_jobs = 2).await
 }
 
 fn terminal(state: pb::ResearchState) -> bool {

@@ -19,23 +19,11 @@ const HARD_GOAL: &str =
     "an MLP for synthetic-tabular with at least 99.9% accuracy within 4 candidates";
 
 async fn stack() -> (ra_cli::Stack, tempfile::TempDir) {
-    let root = tempfile::tempdir().expect("temporary directory");
-    let stack = ra_cli::Stack::start(&ra_cli::StackOptions {
-        root: root.path().to_path_buf(),
-        offline: true,
-        max_concurrent_jobs: 2,
-        session_defaults: Some(planner_svc::config::SessionDefaults {
-            max_epochs: 3,
-            num_seeds: 2,
-            max_seeds: 2,
-            ..planner_svc::config::SessionDefaults::default()
-        }),
-        helper_program: Some(ra_integration_tests::workspace_binary("research-agent")),
-        ..ra_cli::StackOptions::default()
+    ra_integration_tests::offline_stack(|options| {
+        options.max_concurrent_jobs = 2;
+        options.session_defaults = Some(ra_integration_tests::short_sessions());
     })
     .await
-    .expect("start the embedded stack");
-    (stack, root)
 }
 
 /// The prepared synthetic-tabular's input and class count (what a fitting spec needs).

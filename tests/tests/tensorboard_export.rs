@@ -25,23 +25,12 @@ async fn an_exported_session_reads_back_in_tensorboard_as_the_registry_has_it() 
         );
         return;
     };
-    let root = tempfile::tempdir().expect("temporary directory");
     let research_agent = workspace_binary("research-agent");
-    let stack = ra_cli::Stack::start(&ra_cli::StackOptions {
-        root: root.path().to_path_buf(),
-        offline: true,
-        max_concurrent_jobs: 2,
-        session_defaults: Some(planner_svc::config::SessionDefaults {
-            max_epochs: 3,
-            num_seeds: 2,
-            max_seeds: 2,
-            ..planner_svc::config::SessionDefaults::default()
-        }),
-        helper_program: Some(research_agent.clone()),
-        ..ra_cli::StackOptions::default()
+    let (stack, root) = ra_integration_tests::offline_stack(|options| {
+        options.max_concurrent_jobs = 2;
+        options.session_defaults = Some(ra_integration_tests::short_sessions());
     })
-    .await
-    .expect("start the embedded stack");
+    .await;
     let mut planner = PlannerServiceClient::connect(stack.planner_url())
         .await
         .expect("planner");
