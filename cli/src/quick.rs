@@ -110,6 +110,7 @@ fn target(args: &QuickArgs) -> anyhow::Result<common::Target> {
         metric,
         threshold,
         direction: common::Direction::Unspecified as i32,
+        open_ended: false,
     })
 }
 

@@ -25,6 +25,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod upload;
 
 pub use args::*;
 pub use commands::run;

@@ -162,6 +162,7 @@ mod tests {
             metric: metric.to_owned(),
             threshold,
             direction: direction as i32,
+            open_ended: false,
         }
     }
 

@@ -2,7 +2,8 @@
 //! with one channel policy ([`channel`]), bounded retries with backoff for transient failures
 //! only ([`retry`]), machine-readable refusal reasons carried as `google.rpc.ErrorInfo`
 //! ([`reason`]), record ids ([`ids`]), paging ([`Peer::all_pages`]), health checks and waits
-//! ([`health`]), and the goal rules the planner and the evaluator share ([`goal`]).
+//! ([`health`]), the goal rules the planner and the evaluator share ([`goal`]), and the names of
+//! researchers' own datasets ([`local_data`]).
 //!
 //! Services meet only through `proto/` and this crate; no service links another.
 
@@ -11,6 +12,7 @@ pub mod credentials;
 pub mod goal;
 pub mod health;
 pub mod ids;
+pub mod local_data;
 mod peer;
 pub mod reason;
 mod registry;

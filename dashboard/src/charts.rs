@@ -101,7 +101,7 @@ fn px(value: f64) -> String {
 }
 
 /// Each candidate's mean (dot) and confidence interval (bar) against the target (line).
-pub fn ci_chart(rows: &[CiRow], metric: &str, target: f64) -> Markup {
+pub fn ci_chart(rows: &[CiRow], metric: &str, target: Option<f64>) -> Markup {
     if rows.is_empty() {
         return html! { p.empty { "No candidate has been evaluated yet." } };
     }
@@ -109,22 +109,24 @@ pub fn ci_chart(rows: &[CiRow], metric: &str, target: f64) -> Markup {
     let scale = Scale::fitted(
         rows.iter()
             .flat_map(|r| [r.ci_low, r.ci_high, r.mean])
-            .chain([target]),
+            .chain(target),
         (LABEL, WIDTH - RIGHT),
     );
     let axis_y = height - BOTTOM;
     html! {
         svg.chart.ci-chart xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (WIDTH) " " (height)}
             role="img" aria-label={"mean and confidence interval of " (metric) " per candidate"}
-            data-metric=(metric) data-target=(target) {
+            data-metric=(metric) data-target=[target] {
             @for tick in scale.ticks(6) {
                 line.grid x1=(px(scale.at(tick))) x2=(px(scale.at(tick))) y1=(TOP - 6.0) y2=(axis_y) {}
                 text.tick x=(px(scale.at(tick))) y=(axis_y + 16.0) text-anchor="middle" { (tick_label(tick)) }
             }
-            line.target x1=(px(scale.at(target))) x2=(px(scale.at(target))) y1=(TOP - 14.0) y2=(axis_y)
-                data-value=(target) {}
-            text.target-label x=(px(scale.at(target))) y=(TOP - 16.0) text-anchor="middle" {
-                "target " (tick_label(target))
+            @if let Some(target) = target {
+                line.target x1=(px(scale.at(target))) x2=(px(scale.at(target))) y1=(TOP - 14.0) y2=(axis_y)
+                    data-value=(target) {}
+                text.target-label x=(px(scale.at(target))) y=(TOP - 16.0) text-anchor="middle" {
+                    "target " (tick_label(target))
+                }
             }
             @for (i, row) in rows.iter().enumerate() {
                 @let y = TOP + ROW * i as f64 + ROW / 2.0;
@@ -242,7 +244,7 @@ mod tests {
                 decision: "achieved",
             }],
             "val_accuracy",
-            0.8,
+            Some(0.8),
         )
         .into_string();
         assert!(svg.contains(r#"data-candidate="cand_1""#), "{svg}");

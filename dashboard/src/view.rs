@@ -312,6 +312,7 @@ mod tests {
                 metric: "val_loss".into(),
                 threshold: 0.1,
                 direction: common::Direction::Minimize as i32,
+                open_ended: false,
             }),
             ..Default::default()
         });

@@ -31,6 +31,13 @@ pub struct DataSettings {
     pub hub_url: String,
     /// Attempts per download before giving up (interrupted transfers resume).
     pub download_attempts: u32,
+    /// Largest local dataset (`csv:`, `images:`, … : the files read, in bytes) and largest
+    /// upload.
+    pub local_max_bytes: u64,
+    /// Folders whose files local dataset names may read; empty: any path this process can
+    /// read (the laptop). Uploads (`upload:ID/…`, under `<data_dir>/uploads`) are always
+    /// readable.
+    pub local_roots: Vec<PathBuf>,
 }
 
 impl DataSettings {
@@ -38,6 +45,14 @@ impl DataSettings {
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
         ra_serve::absolute_path(&mut self.data_dir, base);
         ra_serve::absolute_path(&mut self.cache_dir, base);
+        for root in &mut self.local_roots {
+            ra_serve::absolute_path(root, base);
+        }
+    }
+
+    /// Where uploaded files are kept, one folder per upload id.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
     }
 }
 
@@ -62,6 +77,8 @@ impl Default for DatasetConfig {
                 download_attempts: 4,
                 max_download_bytes: 16 << 30,
                 hub_url: "https://huggingface.co".into(),
+                local_max_bytes: 2 << 30,
+                local_roots: Vec::new(),
             },
         }
     }
@@ -92,6 +109,9 @@ impl ServiceConfig for DatasetConfig {
                 "data.hub_url {:?} must start with http:// or https://",
                 self.data.hub_url
             ));
+        }
+        if self.data.local_max_bytes == 0 {
+            return Err("data.local_max_bytes must be above 0".into());
         }
         if self.data.max_download_bytes == 0 {
             return Err("data.max_download_bytes must be above 0".into());

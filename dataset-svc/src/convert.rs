@@ -3,12 +3,14 @@
 //! manifests to `Manifest`, and progress to events. Checked here: every request field that
 //! maps onto a domain option (names, ranges, enum values).
 
+use ra_client::local_data::LocalKind;
 use ra_prepared::{Manifest, PreparedDataset};
 use ra_proto::dataset::v1 as pb;
 
 use crate::catalog::{CatalogEntry, Family, Origin as SampleOrigin};
 use crate::error::DatasetError;
 use crate::hub::{ColumnMapping, HubDataset};
+use crate::local::LocalSummary;
 use crate::prepare::PrepareOptions;
 use crate::progress::Progress;
 use crate::service::Origin;
@@ -122,6 +124,65 @@ pub(crate) fn hub_info(dataset: &HubDataset) -> pb::DatasetInfo {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
         ..pb::DatasetInfo::default()
+    }
+}
+
+/// DescribeDataset's answer for a researcher's own files.
+pub(crate) fn local_info(summary: &LocalSummary) -> pb::DatasetInfo {
+    let (family, input_kind) = match summary.kind {
+        LocalKind::Images => (pb::DatasetFamily::Vision, pb::InputKind::Image),
+        LocalKind::Text => (pb::DatasetFamily::Text, pb::InputKind::Text),
+        LocalKind::Csv | LocalKind::Tsv | LocalKind::Parquet => {
+            (pb::DatasetFamily::Tabular, pb::InputKind::Tabular)
+        }
+    };
+    pb::DatasetInfo {
+        name: summary.name.clone(),
+        family: family.into(),
+        task: "classification".into(),
+        input_kind: input_kind.into(),
+        input_shape: summary.input_shape(),
+        class_names: summary.raw.class_names.clone(),
+        source_splits: vec!["train".into()],
+        sources: summary
+            .raw
+            .source_checksums
+            .iter()
+            .map(|(file_name, sha256)| pb::SourceFile {
+                file_name: file_name.clone(),
+                url: String::new(),
+                sha256: sha256.clone(),
+                size_bytes: summary.bytes,
+            })
+            .collect(),
+        license: "your own data".into(),
+        size_bytes: summary.bytes,
+        description: summary.description(),
+        option_defaults: summary
+            .kind
+            .option_keys()
+            .iter()
+            .map(|key| {
+                (
+                    (*key).to_owned(),
+                    local_default(summary.kind, key).to_owned(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// What a local name's option is when left out.
+fn local_default(kind: LocalKind, key: &str) -> &'static str {
+    match (kind, key) {
+        (LocalKind::Text, "text") => "text, sentence, content, review, document, body or message",
+        (_, "label") => {
+            "label, labels, target, class, y, category or sentiment; tables: else the last column"
+        }
+        (_, "header") => "found from the cells (a first row of names over numbers)",
+        (_, "size") => "the images' own size (all must match)",
+        (_, "channels") => "3 when any image has colour, else 1",
+        _ => "",
     }
 }
 

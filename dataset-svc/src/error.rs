@@ -48,6 +48,20 @@ pub enum DatasetError {
     Unsupported(String),
     #[error("{0}")]
     Prepared(#[from] ra_prepared::PreparedError),
+    /// A researcher's own file or folder that is not there.
+    #[error("{path} does not exist{hint}")]
+    NotThere { path: PathBuf, hint: String },
+    /// Files over the configured size cap.
+    #[error("{what} is {bytes} bytes, over the cap of {cap} bytes ({setting})")]
+    TooLarge {
+        what: String,
+        bytes: u64,
+        cap: u64,
+        setting: &'static str,
+    },
+    /// A path this service may not read.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{
-    family_to_pb, hub_info, info, manifest_to_pb, options_from_pb, progress_to_pb,
+    family_to_pb, hub_info, info, local_info, manifest_to_pb, options_from_pb, progress_to_pb,
 };
 use crate::error::DatasetError;
 use crate::progress::Progress;
@@ -65,6 +65,9 @@ impl From<DatasetError> for Status {
             DatasetError::Download { .. } => Status::unavailable(message),
             DatasetError::Unsupported(_) => Status::unimplemented(message),
             DatasetError::Io { .. } => Status::internal(message),
+            DatasetError::NotThere { .. } => Status::not_found(message),
+            DatasetError::TooLarge { .. } => Status::resource_exhausted(message),
+            DatasetError::Forbidden(_) => Status::permission_denied(message),
             DatasetError::Prepared(prepared) => match prepared {
                 PreparedError::NoSplit { .. } => Status::not_found(message),
                 PreparedError::Mismatch { .. } | PreparedError::Manifest { .. } => {
@@ -118,8 +121,60 @@ impl DatasetService for DatasetGrpc {
             let dataset = self.datasets.describe_hub(&name)?;
             return Ok(Response::new(hub_info(&dataset)));
         }
+        if crate::local::parse(&name)?.is_some() {
+            let datasets = Arc::clone(&self.datasets);
+            let summary = blocking(move || datasets.describe_local(&name)).await?;
+            return Ok(Response::new(local_info(&summary)));
+        }
         let entry = self.datasets.describe(&name)?;
         Ok(Response::new(info(entry)))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn upload_dataset(
+        &self,
+        request: Request<tonic::Streaming<pb::UploadDatasetRequest>>,
+    ) -> Result<Response<pb::UploadDatasetResponse>, Status> {
+        use pb::upload_dataset_request::Item;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::UploadDatasetRequest {
+                item: Some(Item::Header(header)),
+            }) => header,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "an upload starts with a header (kind, name, options), then the files' chunks",
+                ));
+            }
+        };
+        let datasets = Arc::clone(&self.datasets);
+        let mut upload =
+            blocking(move || datasets.start_upload(&header.kind, &header.name, &header.options))
+                .await?;
+        // Chunks are written on the blocking pool one at a time; the upload's private folder
+        // is removed if anything fails before the end.
+        while let Some(message) = stream.message().await? {
+            let chunk = match message.item {
+                Some(Item::Chunk(chunk)) => chunk,
+                Some(Item::Header(_)) => {
+                    return Err(Status::invalid_argument("an upload has one header, first"));
+                }
+                None => return Err(Status::invalid_argument("an upload message holds nothing")),
+            };
+            upload = blocking(move || {
+                upload.write(&chunk.path, &chunk.data)?;
+                Ok(upload)
+            })
+            .await?;
+        }
+        let uploaded = blocking(move || upload.finish()).await?;
+        tracing::info!(name = %uploaded.name, bytes = uploaded.bytes, "dataset uploaded");
+        Ok(Response::new(pb::UploadDatasetResponse {
+            name: uploaded.name,
+            upload_id: uploaded.id,
+            bytes: uploaded.bytes,
+            files: uploaded.files,
+        }))
     }
 
     type PrepareDatasetStream = ResponseStream<pb::PrepareDatasetEvent>;
@@ -134,6 +189,8 @@ impl DatasetService for DatasetGrpc {
         // Refuse unknown names before a stream is opened.
         if request.name.starts_with("hf:") {
             self.datasets.describe_hub(&request.name)?;
+        } else if crate::local::parse(&request.name)?.is_some() {
+            // Read (and refused) by the preparation itself, with its progress.
         } else {
             self.datasets.describe(&request.name)?;
         }

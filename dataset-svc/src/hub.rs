@@ -20,6 +20,7 @@ mod read;
 
 pub use locate::parquet_files;
 pub use read::load;
+pub(crate) use read::read_rows;
 
 /// A Hub dataset reference.
 #[derive(Debug, Clone, PartialEq, Eq)]

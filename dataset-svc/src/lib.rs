@@ -9,6 +9,8 @@
 //!   each refusing truncated or malformed input with the file and the rule.
 //! - [`download`]: resumable, verified downloads of originals.
 //! - [`hub`]: Hugging Face datasets (`hf:<owner>/<name>[:<config>]`) from parquet files.
+//! - [`local`]: researchers' own files (`csv:`, `tsv:`, `parquet:`, `images:`, `text:` names)
+//!   and uploads of them.
 //! - [`sources`]: one loader per catalog dataset, from a folder holding the original file names.
 //! - [`split`]: deterministic stratified splits and subsets from a seed.
 //! - [`tabular`]: column typing, imputation, one-hot encoding and standardisation.
@@ -33,6 +35,7 @@ pub mod error;
 pub mod formats;
 pub mod grpc;
 pub mod hub;
+pub mod local;
 pub mod prepare;
 pub mod progress;
 pub mod raw;

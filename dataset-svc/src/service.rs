@@ -16,6 +16,7 @@ use crate::config::DataSettings;
 use crate::download::{Downloader, Fetch};
 use crate::error::{DatasetError, bad_option};
 use crate::hub::{self, ColumnMapping, HubDataset};
+use crate::local;
 use crate::prepare::{PrepareOptions, cached, prepare_reporting, prepared_id};
 use crate::progress::{Progress, Report};
 use crate::raw::RawDataset;
@@ -97,12 +98,35 @@ impl Datasets {
                 "{name} is a Hugging Face dataset, not a catalog entry: describe it with describe_hub"
             )));
         }
+        if local::parse(name)?.is_some() {
+            return Err(DatasetError::Unsupported(format!(
+                "{} names your own files, not a catalog entry: describe it with describe_local",
+                crate::error::shown(name)
+            )));
+        }
         catalog::lookup(name)
     }
 
     /// A Hugging Face dataset reference, checked.
     pub fn describe_hub(&self, name: &str) -> Result<HubDataset, DatasetError> {
         HubDataset::parse(name)
+    }
+
+    /// A researcher's own dataset, read in full: what DescribeDataset says of it.
+    pub fn describe_local(&self, name: &str) -> Result<local::LocalSummary, DatasetError> {
+        let dataset =
+            local::parse(name)?.ok_or_else(|| bad_option("name", "not a local dataset name"))?;
+        local::describe(&self.settings, &dataset)
+    }
+
+    /// Starts receiving an upload of a researcher's files.
+    pub fn start_upload(
+        &self,
+        kind: &str,
+        name: &str,
+        options: &str,
+    ) -> Result<local::upload::Upload, DatasetError> {
+        local::upload::Upload::start(&self.settings, kind, name, options)
     }
 
     /// Reads (or generates), verifies and prepares `name`, telling `report` how it goes.
@@ -115,6 +139,30 @@ impl Datasets {
     ) -> Result<PreparedDataset, DatasetError> {
         if name.starts_with("hf:") {
             return self.prepare_hub(name, origin, options, report);
+        }
+        if let Some(dataset) = local::parse(name)? {
+            let path = local::resolve(&self.settings, &dataset)?;
+            report(Progress::at(
+                "parse",
+                0.0,
+                format!("reading {}", path.display()),
+            ));
+            let raw = local::load(&self.settings, &dataset, &path)?;
+            report(Progress::at(
+                "parse",
+                1.0,
+                format!(
+                    "read {} samples in {} classes",
+                    raw.train.samples.len(),
+                    raw.class_names.len()
+                ),
+            ));
+            let options = PrepareOptions {
+                synthetic: None,
+                hugging_face: None,
+                ..options.clone()
+            };
+            return self.prepare_raw(&raw, &options, report);
         }
         let entry = self.describe(name)?;
         let mut options = options.clone();

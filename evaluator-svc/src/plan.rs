@@ -309,6 +309,7 @@ mod tests {
                 metric: "val_accuracy".into(),
                 threshold: 0.9,
                 direction: 0,
+                open_ended: false,
             }),
             ..Default::default()
         }

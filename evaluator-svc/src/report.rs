@@ -35,6 +35,7 @@ pub fn target_proto(goal: &Goal) -> common::Target {
             Direction::Maximize => common::Direction::Maximize,
             Direction::Minimize => common::Direction::Minimize,
         } as i32,
+        open_ended: false,
     }
 }
 

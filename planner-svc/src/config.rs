@@ -22,10 +22,32 @@ pub struct LlmConfig {
     pub api_key_env: String,
     /// Corrected answers asked for after an invalid one, per proposal.
     pub max_retries: u32,
-    /// Per request, seconds; an answer slower than this counts as unreachable.
+    /// Seconds to wait for the first token, and between tokens of a streamed answer (for the
+    /// whole answer when not streamed); longer is a failed request.
     pub timeout_seconds: u64,
+    /// The longest a whole answer may take, streamed or not, in seconds.
+    pub max_answer_seconds: u64,
     pub temperature: f64,
+    /// Tries per request when the endpoint times out, refuses the connection or answers
+    /// 429/5xx, with `backoff_seconds` doubling between them.
+    pub request_attempts: u32,
+    pub backoff_seconds: f64,
+    /// LLM turns in a row without an answer (every try of the request failed) before the
+    /// session falls back to the built-in strategy for good; a turn with an answer resets it.
+    pub strikes: u32,
+    /// Stream the answer (server-sent events), so that a slow model is seen progressing and
+    /// `timeout_seconds` applies between tokens.
+    pub stream: bool,
+    /// "full" (every layer and option, the JSON schema, a worked example) or "compact" (a
+    /// short prompt and history for small local models).
+    pub prompt: String,
+    /// Ask for `response_format` `json_schema` with the specs' schema (servers that refuse it
+    /// are asked for a plain JSON object instead).
+    pub json_schema: bool,
 }
+
+/// The prompt styles of [`LlmConfig::prompt`].
+pub const PROMPT_STYLES: [&str; 2] = ["full", "compact"];
 
 impl Default for LlmConfig {
     fn default() -> Self {
@@ -35,7 +57,14 @@ impl Default for LlmConfig {
             api_key_env: "OPENAI_API_KEY".into(),
             max_retries: 3,
             timeout_seconds: 60,
+            max_answer_seconds: 600,
             temperature: 0.7,
+            request_attempts: 3,
+            backoff_seconds: 2.0,
+            strikes: 3,
+            stream: true,
+            prompt: "full".into(),
+            json_schema: true,
         }
     }
 }
@@ -174,6 +203,26 @@ impl PlannerSettings {
                 d.max_epochs,
                 ra_spec::train::MAX_EPOCHS
             ));
+        }
+        if !PROMPT_STYLES.contains(&self.llm.prompt.as_str()) {
+            return Err(format!(
+                "planner.llm.prompt {:?} is unknown; use full or compact",
+                self.llm.prompt
+            ));
+        }
+        if self.llm.request_attempts == 0 || self.llm.request_attempts > 20 {
+            return Err("planner.llm.request_attempts must be 1 to 20".into());
+        }
+        if self.llm.strikes == 0 {
+            return Err("planner.llm.strikes must be at least 1".into());
+        }
+        if !(self.llm.backoff_seconds.is_finite()
+            && (0.0..=300.0).contains(&self.llm.backoff_seconds))
+        {
+            return Err("planner.llm.backoff_seconds must be 0 to 300".into());
+        }
+        if self.llm.max_answer_seconds < self.llm.timeout_seconds {
+            return Err("planner.llm.max_answer_seconds must be at least timeout_seconds".into());
         }
         if self.llm.timeout_seconds == 0 {
             return Err("planner.llm.timeout_seconds must be at least 1".into());

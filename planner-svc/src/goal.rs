@@ -5,7 +5,9 @@
 //! The parser is plain rules over words and numbers, not a language model: every number is
 //! classified by the word after it (candidates, seeds, minutes, % confidence) or before it
 //! (confidence), the rest is the threshold. The dataset is the longest catalog name found in
-//! the text (ignoring case, spaces, '-' and '_', so "CIFAR-10" and "cifar 10" are `cifar10`).
+//! the text (ignoring case, spaces, '-' and '_', so "CIFAR-10" and "cifar 10" are `cifar10`),
+//! unless the text names the researcher's own files ("on /data/mine.csv", "images:./pets"; see
+//! `ra_client::local_data`).
 //! Anything it cannot place is an error listing what it did understand, so the user can fix
 //! the sentence or pass explicit flags instead.
 
@@ -35,7 +37,7 @@ pub struct ParsedGoal {
 pub enum GoalError {
     #[error("the goal is empty: describe it, e.g. \"a CNN for cifar10 with >75% accuracy\"")]
     Empty,
-    #[error("no known dataset in the goal{}; known datasets: {}. Understood so far: {understood}",
+    #[error("no known dataset in the goal{}; known datasets: {} (or your own: csv:PATH, tsv:PATH, parquet:PATH, images:DIR, text:PATH). Understood so far: {understood}",
         mentioned.as_ref().map(|m| format!(" (\"{m}\" is not one)")).unwrap_or_default(),
         known.join(", "))]
     UnknownDataset {
@@ -189,6 +191,16 @@ fn has_word(tokens: &[Token], words: &[&str]) -> bool {
 
 /// Parses `text` against the catalog `datasets`.
 pub fn parse_goal(text: &str, datasets: &[&str]) -> Result<ParsedGoal, GoalError> {
+    parse_goal_on(text, datasets, None)
+}
+
+/// [`parse_goal`], with `dataset` (named elsewhere, e.g. `--dataset csv:my.csv`) used when the
+/// words name none.
+pub fn parse_goal_on(
+    text: &str,
+    datasets: &[&str],
+    dataset: Option<&str>,
+) -> Result<ParsedGoal, GoalError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(GoalError::Empty);
@@ -207,7 +219,15 @@ pub fn parse_goal(text: &str, datasets: &[&str]) -> Result<ParsedGoal, GoalError
         max_wall_seconds: None,
         model_family: model_family(&all),
     };
-    let Some((dataset, rest)) = find_dataset(trimmed, datasets) else {
+    let found = match ra_client::local_data::LocalDataset::find_in_text(trimmed) {
+        Some((local, range)) => Some((
+            local.name(),
+            format!("{} {}", &trimmed[..range.start], &trimmed[range.end..]),
+        )),
+        None => find_dataset(trimmed, datasets),
+    }
+    .or_else(|| dataset.map(|name| (name.to_owned(), trimmed.to_owned())));
+    let Some((dataset, rest)) = found else {
         return Err(unknown_dataset(&all, datasets, &goal));
     };
     goal.dataset = dataset;
@@ -429,8 +449,9 @@ impl ParsedGoal {
         understood(self)
     }
 
-    /// The proto form; open-ended goals get an unreachable threshold (1 for rates, 0 for
-    /// losses), so that the session searches until its budget ends.
+    /// The proto form; open-ended goals are marked so, with an unreachable threshold (1 for
+    /// rates, 0 for losses), so that the session searches until its budget ends and then
+    /// answers with the best candidate found.
     pub fn to_proto(&self) -> common::ResearchGoal {
         let threshold = self.threshold.unwrap_or(match self.direction {
             common::Direction::Minimize => 0.0,
@@ -443,6 +464,7 @@ impl ParsedGoal {
                 metric: self.metric.clone(),
                 threshold,
                 direction: self.direction as i32,
+                open_ended: self.threshold.is_none(),
             }),
             confidence: self.confidence.unwrap_or(0.0),
             num_seeds: self.num_seeds.unwrap_or(0),
@@ -505,6 +527,28 @@ mod tests {
         assert_eq!(loss.threshold, None);
         assert_eq!(loss.direction, common::Direction::Minimize);
         assert_eq!(loss.to_proto().target.map(|t| t.threshold), Some(0.0));
+    }
+
+    #[test]
+    fn own_files_are_datasets_and_their_digits_are_not_numbers() {
+        let goal =
+            parse("an MLP on /data/mine2024.csv with at least 90% accuracy within 6 candidates");
+        assert_eq!(goal.dataset, "csv:/data/mine2024.csv");
+        assert_eq!(goal.threshold, Some(0.9));
+        assert_eq!(goal.max_candidates, Some(6));
+        let goal = parse("best accuracy on images:pets#size=32");
+        assert_eq!(goal.dataset, "images:pets#size=32");
+        assert_eq!(goal.threshold, None);
+        let goal = parse_goal_on(
+            "a model with at least 80% accuracy",
+            CATALOG,
+            Some("csv:my.csv"),
+        )
+        .expect("the dataset named elsewhere");
+        assert_eq!(
+            (goal.dataset.as_str(), goal.threshold),
+            ("csv:my.csv", Some(0.8))
+        );
     }
 
     #[test]

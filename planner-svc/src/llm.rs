@@ -1,14 +1,21 @@
 //! The `llm` strategy's client: an OpenAI-compatible chat-completions endpoint asked for one
-//! ModelSpec + TrainSpec as a JSON object (JSON mode). The prompt holds the goal, the dataset,
-//! the budget and the history table; an answer that is not JSON, does not parse as the specs,
-//! or fails `ra-spec` validation is sent back with the reason and asked for again, up to
-//! `max_retries` times. Every exchange (messages, raw answer, tokens, latency, what was wrong)
+//! ModelSpec + TrainSpec as a JSON object (`response_format` with the specs' JSON schema,
+//! [`transport`]: streamed, retried with backoff). The prompt ([`prompt`], full or compact)
+//! holds the goal, the dataset, the budget and the history; an answer that is not JSON, does
+//! not parse as the specs, or fails `ra-spec` validation is sent back with the reason and
+//! asked for again, up to `max_retries` times. Every exchange (messages, raw answer, tokens, latency, what was wrong)
 //! is returned so that the session records it as a decision.
 
-use std::time::{Duration, Instant};
+mod prompt;
+mod transport;
+
+use std::time::Instant;
 
 use ra_spec::{ModelSpec, TrainSpec};
 use serde::{Deserialize, Serialize};
+
+pub use prompt::{PastCandidate, model_summary, train_summary};
+use transport::Transport;
 
 use crate::config::LlmConfig;
 use crate::strategy::{self, Context, Proposal};
@@ -40,6 +47,12 @@ pub struct Exchange {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub latency_ms: u64,
+    /// Milliseconds to the first token of a streamed answer.
+    pub first_token_ms: Option<u64>,
+    /// HTTP requests sent for this answer (retries after timeouts and 5xx included), and why
+    /// the failed ones failed.
+    pub requests: u32,
+    pub failed_requests: Vec<String>,
     /// Why the answer was refused; `None` when it was accepted.
     pub problem: Option<String>,
 }
@@ -69,49 +82,28 @@ pub struct Brief {
     pub dataset: String,
     /// Input, classes, sizes, in words.
     pub dataset_description: String,
-    /// Markdown table of the candidates so far (means, CIs, failures).
-    pub history_table: String,
+    /// The candidates so far, in order (the prompt shows the best and the latest).
+    pub history: Vec<PastCandidate>,
 }
 
-/// The JSON object the model must answer with.
-#[derive(Debug, Deserialize)]
+/// The JSON object the model must answer with (its schema goes to the model).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Answer {
+    /// Why this candidate, given the history.
     #[serde(default)]
     rationale: String,
     model: ModelSpec,
     train: TrainSpec,
 }
 
-#[derive(Debug, Deserialize)]
-struct Completion {
-    choices: Vec<Choice>,
-    #[serde(default)]
-    usage: Option<Usage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Choice {
-    message: Message,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-}
-
 /// An OpenAI-compatible chat-completions client.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LlmClient {
-    http: reqwest::Client,
+    transport: Transport,
     endpoint: String,
-    model: String,
-    api_key: Option<String>,
     max_retries: u32,
-    temperature: f64,
+    compact: bool,
 }
 
 impl LlmClient {
@@ -123,21 +115,12 @@ impl LlmClient {
                 config.base_url
             ));
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
-            .connect_timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 10)))
-            .build()
-            .map_err(|error| format!("HTTP client: {error}"))?;
-        let api_key = std::env::var(&config.api_key_env)
-            .ok()
-            .filter(|key| !key.is_empty());
+        let endpoint = format!("{base}/chat/completions");
         Ok(Self {
-            http,
-            endpoint: format!("{base}/chat/completions"),
-            model: config.model.clone(),
-            api_key,
+            transport: Transport::new(config, endpoint.clone())?,
+            endpoint,
             max_retries: config.max_retries,
-            temperature: config.temperature,
+            compact: config.prompt == "compact",
         })
     }
 
@@ -148,19 +131,19 @@ impl LlmClient {
     /// Asks for one proposal, with up to `max_retries` corrections.
     pub async fn propose(&self, brief: &Brief, context: &Context<'_>) -> LlmOutcome {
         let mut messages = vec![
-            Message::new("system", system_prompt(context)),
-            Message::new("user", user_prompt(brief, context)),
+            Message::new("system", prompt::system(context, self.compact)),
+            Message::new("user", prompt::user(brief, context, self.compact)),
         ];
         let mut exchanges = Vec::new();
         let attempts = self.max_retries + 1;
         let mut last = String::new();
         for attempt in 1..=attempts {
             let started = Instant::now();
-            let answer = self.complete(&messages).await;
+            let answer = self.transport.complete(&messages).await;
             let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let (content, usage) = match answer {
-                Ok(answer) => answer,
-                Err(reason) => {
+            let answered = match answer {
+                Ok(answered) => answered,
+                Err(unanswered) => {
                     exchanges.push(Exchange {
                         attempt,
                         messages: messages.clone(),
@@ -168,25 +151,35 @@ impl LlmClient {
                         prompt_tokens: 0,
                         completion_tokens: 0,
                         latency_ms,
-                        problem: Some(reason.clone()),
+                        first_token_ms: None,
+                        requests: unanswered.tries,
+                        failed_requests: unanswered.failed_tries,
+                        problem: Some(unanswered.reason.clone()),
                     });
                     return LlmOutcome {
                         proposal: Err(LlmFailure::Unreachable {
                             endpoint: self.endpoint.clone(),
-                            reason,
+                            reason: format!(
+                                "{} (after {} request(s))",
+                                unanswered.reason, unanswered.tries
+                            ),
                         }),
                         exchanges,
                     };
                 }
             };
+            let content = answered.content;
             let checked = check_answer(&content, context);
             exchanges.push(Exchange {
                 attempt,
                 messages: messages.clone(),
                 raw_response: content.clone(),
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
+                prompt_tokens: answered.usage.prompt_tokens,
+                completion_tokens: answered.usage.completion_tokens,
                 latency_ms,
+                first_token_ms: answered.first_token_ms,
+                requests: answered.tries,
+                failed_requests: answered.failed_tries,
                 problem: checked.as_ref().err().cloned(),
             });
             match checked {
@@ -214,51 +207,10 @@ impl LlmClient {
             exchanges,
         }
     }
-
-    /// One chat completion: the answer's content and the token counts, or why there is none.
-    async fn complete(&self, messages: &[Message]) -> Result<(String, Usage), String> {
-        let body = serde_json::json!({
-            "model": self.model,
-            "messages": messages,
-            "temperature": self.temperature,
-            "response_format": {"type": "json_object"},
-        });
-        let mut request = self.http.post(&self.endpoint).json(&body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.map_err(|error| {
-            if error.is_timeout() {
-                format!("no answer within the timeout ({error})")
-            } else {
-                format!("request failed: {error}")
-            }
-        })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| format!("reading the answer failed: {error}"))?;
-        if !status.is_success() {
-            return Err(format!("HTTP {status}: {}", clip(&text, 500)));
-        }
-        let completion: Completion = serde_json::from_str(&text).map_err(|error| {
-            format!(
-                "the answer is not a chat completion ({error}): {}",
-                clip(&text, 300)
-            )
-        })?;
-        let content = completion
-            .choices
-            .into_iter()
-            .next()
-            .map(|choice| choice.message.content)
-            .ok_or_else(|| "the chat completion has no choices".to_owned())?;
-        Ok((content, completion.usage.unwrap_or_default()))
-    }
 }
 
-fn clip(text: &str, limit: usize) -> String {
+/// `text` cut to `limit` characters, with an ellipsis when cut.
+pub fn clip(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
@@ -322,61 +274,6 @@ fn json_of<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn system_prompt(context: &Context<'_>) -> String {
-    let example = ra_spec::examples::baseline(context.input, context.num_classes);
-    let example_train = TrainSpec {
-        epochs: context.max_epochs.min(5),
-        ..TrainSpec::default()
-    };
-    format!(
-        "You are a machine-learning researcher designing neural networks for a classification \
-         goal. Propose ONE new candidate per answer. Answer with exactly one JSON object and \
-         nothing else, of the form {{\"rationale\": \"why this candidate, given the history\", \
-         \"model\": ModelSpec, \"train\": TrainSpec}}.\n\nModelSpec layers have a \"type\" \
-         among conv2d (out_channels, kernel_size, stride, padding), conv1d, batch_norm, \
-         layer_norm, activation (function relu|gelu|silu|tanh), pool2d (pool max|avg, \
-         kernel_size), global_avg_pool, flatten, dropout (probability), linear (out_features), \
-         residual (layers, skip identity|projection), embedding (embedding_dim), \
-         sequence_mean_pool. The last layer must output num_classes features. TrainSpec: \
-         optimizer ({{\"type\": \"adam\"|\"adamw\"|\"sgd\"}}), learning_rate, schedule \
-         ({{\"type\": \"constant\"|\"cosine\"|\"step\"}}), weight_decay, batch_size, epochs (at \
-         most {max_epochs}), gradient_clip_norm, label_smoothing, early_stopping_patience.\n\nA \
-         valid example:\n{{\"rationale\": \"a baseline\", \"model\": {model}, \"train\": {train}}}",
-        max_epochs = context.max_epochs,
-        model = json_of(&example),
-        train = json_of(&example_train),
-    )
-}
-
-fn user_prompt(brief: &Brief, context: &Context<'_>) -> String {
-    let family = match context.family {
-        Some(family) if !family.is_empty() => {
-            format!("The researcher asked for a {family} model.\n")
-        }
-        _ => String::new(),
-    };
-    let history = if brief.history_table.is_empty() {
-        "No candidate has been evaluated yet.".to_owned()
-    } else {
-        format!(
-            "Candidates so far (do not repeat one):\n{}",
-            brief.history_table
-        )
-    };
-    format!(
-        "Goal: {goal}\nTarget: {target}\nDataset: {dataset} — {description}\n{family}Budget per \
-         model: at most {params} parameters and {flops} FLOPs per sample; at most {epochs} \
-         epochs.\n\n{history}\n\nPropose the next candidate.",
-        goal = brief.goal_text,
-        target = brief.target,
-        dataset = brief.dataset,
-        description = brief.dataset_description,
-        params = context.budget.max_parameters,
-        flops = context.budget.max_flops_per_sample,
-        epochs = context.max_epochs,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use ra_spec::{Budget, InputSpec};
@@ -392,6 +289,7 @@ mod tests {
             budget,
             max_epochs: 5,
             maximize: true,
+            train_samples: 0,
         }
     }
 

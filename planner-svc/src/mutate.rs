@@ -196,11 +196,32 @@ fn normalisation(layers: &[Layer]) -> Option<(Vec<Layer>, &'static str)> {
     ))
 }
 
+/// Longer training (about twice the epochs, within `max_epochs`) for a candidate whose
+/// curves were still improving at its last epoch; `None` at the cap.
+pub fn lengthen(model: &ModelSpec, train: &TrainSpec, max_epochs: u32) -> Option<Mutation> {
+    let epochs = (train.epochs.saturating_mul(2)).clamp(train.epochs + 1, max_epochs.max(1));
+    if epochs <= train.epochs {
+        return None;
+    }
+    Some(Mutation {
+        model: model.clone(),
+        train: TrainSpec {
+            epochs,
+            ..train.clone()
+        },
+        change: format!(
+            "longer training, epochs {} → {epochs} (its validation curves were still improving at the last epoch)",
+            train.epochs
+        ),
+    })
+}
+
 /// A random mutation of `model` + `train`, or `None` if the one drawn does not apply.
 pub fn mutate(
     model: &ModelSpec,
     train: &TrainSpec,
     max_epochs: u32,
+    train_samples: u64,
     rng: &mut impl Rng,
 ) -> Option<Mutation> {
     let layers = &model.layers;
@@ -245,12 +266,15 @@ pub fn mutate(
         }
         _ => {
             if rng.random_bool(0.5) {
-                new_train.batch_size = if rng.random_bool(0.5) {
-                    train.batch_size * 2
-                } else {
-                    train.batch_size / 2
-                }
-                .clamp(16, 512);
+                new_train.batch_size = crate::space::fit_batch(
+                    if rng.random_bool(0.5) {
+                        train.batch_size * 2
+                    } else {
+                        train.batch_size / 2
+                    }
+                    .clamp(8, 512),
+                    train_samples,
+                );
                 format!("batch size {} → {}", train.batch_size, new_train.batch_size)
             } else {
                 new_train.epochs = if rng.random_bool(0.5) {

@@ -90,6 +90,23 @@ impl Planner {
             .collect())
     }
 
+    /// A researcher's own dataset, described by dataset-svc (which reads it in full): its
+    /// refusal (missing file, no label column, one class, ragged rows, …) is the goal's.
+    async fn check_local_dataset(&self, name: &str) -> Result<(), PlannerError> {
+        let request = ds::DescribeDatasetRequest {
+            name: name.to_owned(),
+        };
+        self.inner
+            .clients
+            .dataset
+            .run(|mut client| {
+                let request = request.clone();
+                async move { client.describe_dataset(request).await }
+            })
+            .await?;
+        Ok(())
+    }
+
     /// ParseGoal: the text parsed against the catalog, with the configured defaults filled in.
     pub async fn parse_goal(&self, text: &str) -> Result<common::ResearchGoal, PlannerError> {
         self.resolve_goal(text, None).await
@@ -108,14 +125,19 @@ impl Planner {
         let mut goal = if text.trim().is_empty() && from_flags {
             common::ResearchGoal::default()
         } else {
-            crate::parse_goal(text, &names)
+            let named = overrides
+                .map(|o| o.dataset.as_str())
+                .filter(|d| !d.is_empty());
+            crate::goal::parse_goal_on(text, &names, named)
                 .map_err(|error| invalid(error.to_string()))?
                 .to_proto()
         };
         if let Some(overrides) = overrides {
             apply_overrides(&mut goal, overrides);
         }
-        if !catalog.contains(&goal.dataset) {
+        if ra_client::local_data::is_local(&goal.dataset) {
+            self.check_local_dataset(&goal.dataset).await?;
+        } else if !catalog.contains(&goal.dataset) {
             return Err(PlannerError::NotFound(format!(
                 "dataset {:?} is not in the catalog; known datasets: {}",
                 goal.dataset,
@@ -159,6 +181,7 @@ impl Planner {
             seed: request.seed,
             llm,
             max_epochs,
+            max_epochs_explicit: request.max_epochs != 0,
             max_parameters: defaults.max_parameters,
             max_flops_per_sample: defaults.max_flops_per_sample,
             offline: self.inner.settings.offline,
@@ -385,6 +408,7 @@ impl Planner {
             reg::ExperimentStatus::Paused => pb::ResearchState::Paused,
             reg::ExperimentStatus::Succeeded => pb::ResearchState::Succeeded,
             reg::ExperimentStatus::Exhausted => pb::ResearchState::Exhausted,
+            reg::ExperimentStatus::Completed => pb::ResearchState::Completed,
             reg::ExperimentStatus::Failed => pb::ResearchState::Failed,
             reg::ExperimentStatus::Cancelled => pb::ResearchState::Cancelled,
             reg::ExperimentStatus::Unspecified => pb::ResearchState::Unspecified,
@@ -627,6 +651,7 @@ impl Planner {
                 train,
                 score,
                 failure: Some(entry.failure.clone()).filter(|f| !f.is_empty()),
+                improving: false,
             });
         }
         let defaults = &self.inner.settings.defaults;
@@ -643,6 +668,7 @@ impl Planner {
             budget: &budget,
             max_epochs: defaults.max_epochs,
             maximize,
+            train_samples: 0,
         };
         let strategy = strategy_of(request.strategy, &defaults.strategy)?;
         let proposals = match strategy {
@@ -678,6 +704,7 @@ impl Planner {
                         train: proposal.train.clone(),
                         score: None,
                         failure: Some("proposed, not evaluated".into()),
+                        improving: false,
                     });
                     proposals.push(proposal);
                 }
@@ -774,6 +801,22 @@ fn llm_config(
         if settings.max_retries > 0 {
             llm.max_retries = settings.max_retries.min(10);
         }
+        if settings.timeout_seconds > 0 {
+            llm.timeout_seconds = u64::from(settings.timeout_seconds).min(3_600);
+            llm.max_answer_seconds = llm.max_answer_seconds.max(llm.timeout_seconds);
+        }
+        if settings.strikes > 0 {
+            llm.strikes = settings.strikes.min(100);
+        }
+        if !settings.prompt.is_empty() {
+            if !crate::config::PROMPT_STYLES.contains(&settings.prompt.as_str()) {
+                return Err(invalid(format!(
+                    "llm.prompt {:?} is unknown; use full or compact",
+                    settings.prompt
+                )));
+            }
+            llm.prompt = settings.prompt.clone();
+        }
     }
     if !(llm.base_url.starts_with("http://") || llm.base_url.starts_with("https://")) {
         return Err(invalid(format!(
@@ -797,6 +840,10 @@ fn apply_overrides(goal: &mut common::ResearchGoal, overrides: &common::Research
         }
         if o.threshold != 0.0 {
             target.threshold = o.threshold;
+            target.open_ended = false;
+        }
+        if o.open_ended {
+            target.open_ended = true;
         }
         if o.direction != 0 {
             target.direction = o.direction;
@@ -859,6 +906,13 @@ fn check_goal(goal: &mut common::ResearchGoal) -> Result<(), PlannerError> {
             Direction::Maximize => common::Direction::Maximize,
             Direction::Minimize => common::Direction::Minimize,
         } as i32;
+        // An open-ended goal's threshold is one no candidate reaches, in its direction.
+        if target.open_ended {
+            target.threshold = match checked.direction {
+                Direction::Maximize => 1.0,
+                Direction::Minimize => 0.0,
+            };
+        }
     }
     if !(goal.confidence > 0.5 && goal.confidence < 1.0) {
         return Err(invalid(format!(

@@ -1,6 +1,7 @@
 //! The session's choice of strategy, made into one `next proposal` call: `random` and
 //! `evolution` directly; `llm` asks the model and falls back to evolution for a turn when no
-//! valid answer came, or for the rest of the session when the endpoint is unreachable;
+//! valid answer came, or for the rest of the session after `strikes` turns in a row without
+//! any answer (each turn's request already retried with backoff);
 //! `hybrid` lets the LLM propose on every other turn (and whenever nothing has succeeded yet)
 //! and evolution refine the best in between. Every LLM exchange and every fallback comes back
 //! as a [`Note`] for the registry's decision log.
@@ -29,8 +30,12 @@ pub struct Proposer {
     kind: Kind,
     /// The built-in strategy for hybrid refinement and fallback.
     evolution: Evolution,
-    /// Set once the LLM was unreachable: the built-in strategy from then on.
+    /// Set once the LLM was unreachable `strikes` turns in a row: the built-in strategy from
+    /// then on.
     fell_back: bool,
+    /// LLM turns in a row without an answer, and how many end its part.
+    strikes: u32,
+    max_strikes: u32,
     turn: usize,
 }
 
@@ -54,6 +59,8 @@ impl Proposer {
             kind,
             evolution: Evolution::new(seed.wrapping_add(1)),
             fell_back: false,
+            strikes: 0,
+            max_strikes: llm.strikes.max(1),
             turn: 0,
         })
     }
@@ -112,15 +119,21 @@ impl Proposer {
                     "prompt_tokens": exchange.prompt_tokens,
                     "completion_tokens": exchange.completion_tokens,
                     "latency_ms": exchange.latency_ms,
+                    "first_token_ms": exchange.first_token_ms,
+                    "requests": exchange.requests,
+                    "failed_requests": exchange.failed_requests,
                     "accepted": exchange.problem.is_none(),
+                    "answered": !exchange.raw_response.is_empty(),
                     "problem": exchange.problem,
                 }),
             })
             .collect();
+        let unreachable = matches!(outcome.proposal, Err(LlmFailure::Unreachable { .. }));
+        self.strikes = if unreachable { self.strikes + 1 } else { 0 };
         match outcome.proposal {
             Ok(proposal) => Ok((proposal, notes)),
             Err(failure) => {
-                let for_good = matches!(failure, LlmFailure::Unreachable { .. });
+                let for_good = self.strikes >= self.max_strikes;
                 if for_good {
                     self.fell_back = true;
                 }
@@ -139,14 +152,25 @@ impl Proposer {
                     reasoning: format!(
                         "{failure}; the built-in evolution strategy proposes {}",
                         if for_good {
-                            "from now on"
+                            format!(
+                                "from now on ({} turns in a row without an answer)",
+                                self.strikes
+                            )
+                        } else if unreachable {
+                            format!(
+                                "this candidate (strike {} of {}: the LLM is asked again next turn)",
+                                self.strikes, self.max_strikes
+                            )
                         } else {
-                            "this candidate"
+                            "this candidate".to_owned()
                         }
                     ),
                     inputs: json!({
                         "endpoint": client.endpoint(),
-                        "unreachable": for_good,
+                        "unreachable": unreachable,
+                        "strikes": self.strikes,
+                        "max_strikes": self.max_strikes,
+                        "for_good": for_good,
                         "error": failure.to_string(),
                     }),
                 });

@@ -106,12 +106,22 @@ fn draw_error(error: impl std::fmt::Display) -> String {
     format!("drawing a plot: {error}")
 }
 
-fn value_range(values: impl Iterator<Item = f64>, threshold: f64) -> (f64, f64) {
+/// The y range of a chart: the values and the target line (none for open-ended goals).
+fn value_range(values: impl Iterator<Item = f64>, threshold: Option<f64>) -> (f64, f64) {
+    let start = threshold.map_or((f64::INFINITY, f64::NEG_INFINITY), |t| (t, t));
     let (low, high) = values
         .filter(|v| v.is_finite())
-        .fold((threshold, threshold), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold(start, |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if low > high {
+        return (0.0, 1.0);
+    }
     let pad = ((high - low) * 0.1).max(0.01);
     (low - pad, high + pad)
+}
+
+/// The target line's value, `None` for an open-ended goal (nothing to reach).
+fn target_line(target: &common::Target) -> Option<f64> {
+    (!target.open_ended).then_some(target.threshold)
 }
 
 fn plot_candidates(
@@ -133,7 +143,7 @@ fn plot_candidates(
         evaluated
             .iter()
             .flat_map(|(_, _, a)| [a.mean, a.ci_low, a.ci_high]),
-        target.threshold,
+        target_line(target),
     );
     let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_error)?;
@@ -156,14 +166,16 @@ fn plot_candidates(
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(draw_error)?;
-    chart
-        .draw_series(LineSeries::new(
-            [(0.5, target.threshold), (count + 0.5, target.threshold)],
-            RED.stroke_width(2),
-        ))
-        .map_err(draw_error)?
-        .label(format!("target {}", target.threshold))
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    if let Some(threshold) = target_line(target) {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.5, threshold), (count + 0.5, threshold)],
+                RED.stroke_width(2),
+            ))
+            .map_err(draw_error)?
+            .label(format!("target {threshold}"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    }
     chart
         .draw_series(evaluated.iter().map(|(x, c, a)| {
             let color = if c.decision == common::GoalDecision::Achieved {
@@ -202,7 +214,7 @@ fn plot_curves(
         .fold(1.0, f64::max);
     let (low, high) = value_range(
         curves.iter().flat_map(|(_, c)| c.iter().map(|(_, y)| *y)),
-        target.threshold,
+        target_line(target),
     );
     let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_error)?;
@@ -228,14 +240,16 @@ fn plot_curves(
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(draw_error)?;
-    chart
-        .draw_series(LineSeries::new(
-            [(0.0, target.threshold), (epochs, target.threshold)],
-            RED.stroke_width(2),
-        ))
-        .map_err(draw_error)?
-        .label("target")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    if let Some(threshold) = target_line(target) {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, threshold), (epochs, threshold)],
+                RED.stroke_width(2),
+            ))
+            .map_err(draw_error)?
+            .label("target")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    }
     for (index, (seed, curve)) in curves.iter().enumerate() {
         // Palette colours from the third on: the first is the target's red.
         let color = Palette99::pick(index + 2).stroke_width(2);
@@ -271,6 +285,7 @@ fn state_name(state: i32) -> &'static str {
         pb::ResearchState::Paused => "paused",
         pb::ResearchState::Succeeded => "succeeded",
         pb::ResearchState::Exhausted => "exhausted",
+        pb::ResearchState::Completed => "completed",
         pb::ResearchState::Failed => "failed",
         pb::ResearchState::Cancelled => "cancelled",
         pb::ResearchState::Unspecified => "unknown",
@@ -322,16 +337,24 @@ fn markdown(
     let _ = writeln!(out, "**Goal:** {}\n", goal.text);
     let _ = writeln!(
         out,
-        "- dataset `{}`, target `{}` {} {} at {:.0}% confidence (one-sided t-test, Holm–Bonferroni across candidates)",
+        "- dataset `{}`, target `{}` {} at {:.0}% confidence ({})",
         goal.dataset,
         target.metric,
-        if target.direction == common::Direction::Minimize as i32 {
-            "<"
-        } else {
-            ">"
+        match (
+            target.open_ended,
+            target.direction == common::Direction::Minimize as i32,
+        ) {
+            (true, true) => "as low as the budget finds".to_owned(),
+            (true, false) => "as high as the budget finds".to_owned(),
+            (false, true) => format!("< {}", target.threshold),
+            (false, false) => format!("> {}", target.threshold),
         },
-        target.threshold,
-        goal.confidence * 100.0
+        goal.confidence * 100.0,
+        if target.open_ended {
+            "open-ended: the best candidate found, compared with the baseline and the runner-up by Welch's t-test, Holm-adjusted"
+        } else {
+            "one-sided t-test, Holm–Bonferroni across candidates"
+        }
     );
     let _ = writeln!(
         out,

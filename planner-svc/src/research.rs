@@ -23,6 +23,7 @@ use ra_spec::{InputSpec, ModelSpec, TrainSpec};
 use serde_json::json;
 use tonic::{Code, Status};
 
+mod answer;
 mod candidate;
 mod outcome;
 mod requests;
@@ -55,6 +56,9 @@ pub struct CandidateRecord {
     pub failure: Option<String>,
     /// Holm-adjusted p-value from the latest assessment.
     pub adjusted_p_value: f64,
+    /// Whether its seeds' validation curves were still improving at the last epoch (seen
+    /// during this run's evaluation; false after a resume).
+    pub improving: bool,
 }
 
 impl CandidateRecord {
@@ -71,6 +75,8 @@ impl CandidateRecord {
 pub enum End {
     Succeeded(String),
     Exhausted(String),
+    /// An open-ended goal's budget is spent: the best candidate found, in words.
+    Completed(String),
     Paused(String),
     /// `resumable`: the cause was outside the session (a peer unreachable).
     Failed {
@@ -96,6 +102,8 @@ pub struct DatasetFacts {
     pub input: InputSpec,
     pub num_classes: u32,
     pub description: String,
+    /// Samples of the train split (steps per epoch follow from it).
+    pub train_samples: u64,
 }
 
 /// One session's loop.
@@ -173,6 +181,10 @@ impl Research {
         let end = match self.drive().await {
             Ok(end) | Err(end) => end,
         };
+        let end = match end {
+            End::Exhausted(reason) if self.open_ended() => self.answer(reason).await,
+            other => other,
+        };
         self.finish(end).await;
     }
 
@@ -230,9 +242,6 @@ impl Research {
         }
     }
 }
-
-/// Candidates shown to the LLM, the most recent ones.
-const HISTORY_IN_PROMPT: usize = 40;
 
 /// The failure text of a candidate whose evaluation has not finished.
 pub const INTERRUPTED: &str = "interrupted before its evaluation finished";
@@ -306,6 +315,7 @@ pub(crate) mod fixture {
                 metric: "val_accuracy".into(),
                 threshold: 0.9,
                 direction: direction as i32,
+                open_ended: false,
             }),
             confidence: 0.95,
             num_seeds: 3,
@@ -338,6 +348,7 @@ pub(crate) mod fixture {
             explanation: String::new(),
             failure: None,
             adjusted_p_value: 1.0,
+            improving: false,
         }
     }
 }

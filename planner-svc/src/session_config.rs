@@ -31,6 +31,10 @@ pub struct SessionConfig {
     /// configurations of sessions started before devices could be chosen.
     #[serde(default)]
     pub device: String,
+    /// Whether the request named `max_epochs`; otherwise the session scales it to the
+    /// training set (small sets train longer).
+    #[serde(default)]
+    pub max_epochs_explicit: bool,
 }
 
 impl SessionConfig {

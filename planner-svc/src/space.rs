@@ -236,6 +236,36 @@ pub fn sample_model(
     }
 }
 
+/// Steps per epoch a batch size should leave at least (on sets large enough for it).
+pub const MIN_STEPS_PER_EPOCH: u64 = 16;
+/// Sample-epochs a session's default epoch cap grows to on small training sets.
+const SAMPLE_EPOCHS: u64 = 20_000;
+/// The most epochs that growth allows.
+const MAX_SCALED_EPOCHS: u32 = 40;
+
+/// `batch_size` fitted to a training set of `train_samples` (0: unknown, unchanged): at most
+/// the power of two that leaves [`MIN_STEPS_PER_EPOCH`] steps per epoch, at least 8.
+pub fn fit_batch(batch_size: u32, train_samples: u64) -> u32 {
+    if train_samples == 0 {
+        return batch_size;
+    }
+    let most = (train_samples / MIN_STEPS_PER_EPOCH).max(8);
+    let most = 1u64 << (63 - most.leading_zeros());
+    batch_size
+        .min(u32::try_from(most).unwrap_or(u32::MAX))
+        .max(8)
+}
+
+/// A session's epoch cap for `train_samples` training samples: `default` on large sets, up
+/// to [`MAX_SCALED_EPOCHS`] on small ones (about 20,000 sample-epochs).
+pub fn epochs_for(train_samples: u64, default: u32) -> u32 {
+    if train_samples == 0 {
+        return default;
+    }
+    let wanted = u32::try_from(SAMPLE_EPOCHS / train_samples).unwrap_or(u32::MAX);
+    wanted.clamp(default, MAX_SCALED_EPOCHS.max(default))
+}
+
 /// A random training recipe with at most `max_epochs` epochs.
 pub fn sample_train(rng: &mut impl Rng, max_epochs: u32) -> Sample<TrainSpec> {
     let (optimizer, name, low, high) = match rng.random_range(0..3) {
@@ -295,6 +325,27 @@ pub fn sample_train(rng: &mut impl Rng, max_epochs: u32) -> Sample<TrainSpec> {
     Sample {
         value: train,
         description,
+    }
+}
+
+#[cfg(test)]
+mod scaling_tests {
+    use super::*;
+
+    #[test]
+    fn batches_and_epochs_follow_the_training_set() {
+        // iris: 120 training rows → batch 8 (15 steps per epoch), 40 epochs.
+        assert_eq!(fit_batch(64, 120), 8);
+        assert_eq!(epochs_for(120, 8), 40);
+        // titanic: 712 rows → batch 32 (22 steps), 28 epochs.
+        assert_eq!(fit_batch(64, 712), 32);
+        assert_eq!(epochs_for(712, 8), 28);
+        // Large sets keep what was asked.
+        assert_eq!(fit_batch(64, 50_000), 64);
+        assert_eq!(epochs_for(50_000, 8), 8);
+        assert_eq!(fit_batch(64, 0), 64);
+        assert_eq!(epochs_for(0, 8), 8);
+        assert_eq!(fit_batch(64, 20), 8, "never below 8");
     }
 }
 

@@ -6,9 +6,9 @@
 //! [`crate::mutate`]). `llm` and `hybrid` are to implement the same trait (issue 7, still to do).
 
 use ra_spec::{Budget, InputSpec, ModelSpec, TrainSpec};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
 
 use crate::space;
 
@@ -20,6 +20,8 @@ pub struct HistoryEntry {
     /// Mean of the target metric over the seeds; `None` if it failed.
     pub score: Option<f64>,
     pub failure: Option<String>,
+    /// Its validation curves were still improving at the last epoch: train it longer.
+    pub improving: bool,
 }
 
 /// What a strategy proposes for.
@@ -34,6 +36,8 @@ pub struct Context<'a> {
     pub max_epochs: u32,
     /// Whether larger scores are better (accuracy) or smaller (loss).
     pub maximize: bool,
+    /// Samples of the train split; 0 when unknown. Batch sizes are fitted to it.
+    pub train_samples: u64,
 }
 
 impl Context<'_> {
@@ -192,7 +196,15 @@ impl Strategy for RandomSearch {
             let family = families.choose(&mut self.rng).copied().unwrap_or("mlp");
             let model =
                 space::sample_model(&mut self.rng, family, context.input, context.num_classes);
-            let train = space::sample_train(&mut self.rng, context.max_epochs);
+            let mut train = space::sample_train(&mut self.rng, context.max_epochs);
+            let fitted = space::fit_batch(train.value.batch_size, context.train_samples);
+            if fitted != train.value.batch_size {
+                train.description = format!(
+                    "{} (batch {fitted} for {} training samples)",
+                    train.description, context.train_samples
+                );
+                train.value.batch_size = fitted;
+            }
             let rationale = format!(
                 "random search over the {family} space for {} input: {}; {}. Exploration: \
                  {} candidate(s) evaluated so far{}.",
@@ -236,14 +248,25 @@ fn baseline(context: &Context<'_>) -> Option<Proposal> {
         return None;
     }
     let model = ra_spec::examples::baseline(context.input, context.num_classes);
-    let train = ra_spec::examples::baseline_train(context.max_epochs);
+    let mut train = ra_spec::examples::baseline_train(context.max_epochs);
+    train.batch_size = space::fit_batch(train.batch_size, context.train_samples);
     admit(&model, &train, context, &mut seen(context.history)).ok()?;
     Some(Proposal {
         rationale: format!(
             "evolution starts from the {family} baseline for {} input ({}, Adam at 1e-3, batch \
-             64, {} epochs): a known-good point that later candidates mutate or beat",
+             {}{}, {} epochs): a known-good point that later candidates mutate or beat",
             input_kind(context.input),
             model.name,
+            train.batch_size,
+            if context.train_samples > 0 {
+                format!(
+                    " for {} training samples, {} steps per epoch",
+                    context.train_samples,
+                    context.train_samples.div_ceil(u64::from(train.batch_size))
+                )
+            } else {
+                String::new()
+            },
             train.epochs
         ),
         model,
@@ -331,9 +354,18 @@ impl Strategy for Evolution {
                 let (model, train) = child
                     .as_ref()
                     .map_or((&parent.model, &parent.train), |c| (&c.model, &c.train));
-                let Some(next) =
-                    crate::mutate::mutate(model, train, context.max_epochs, &mut self.rng)
-                else {
+                let lengthened = (child.is_none() && parent.improving && self.rng.random_bool(0.7))
+                    .then(|| crate::mutate::lengthen(model, train, context.max_epochs))
+                    .flatten();
+                let Some(next) = lengthened.or_else(|| {
+                    crate::mutate::mutate(
+                        model,
+                        train,
+                        context.max_epochs,
+                        context.train_samples,
+                        &mut self.rng,
+                    )
+                }) else {
                     continue;
                 };
                 let change = match &child {
@@ -391,6 +423,7 @@ mod tests {
             budget,
             max_epochs: 8,
             maximize: true,
+            train_samples: 0,
         }
     }
 
@@ -464,6 +497,7 @@ mod tests {
                 train: p.train.clone(),
                 score: Some(0.5),
                 failure: None,
+                improving: false,
             })
             .collect();
         let next = RandomSearch::new(3)
@@ -519,6 +553,7 @@ mod evolution_tests {
                 train: p.train.clone(),
                 score: Some(*score),
                 failure: None,
+                improving: false,
             })
             .collect()
     }
@@ -547,6 +582,7 @@ mod evolution_tests {
                 budget: &budget,
                 max_epochs: 6,
                 maximize: true,
+                train_samples: 0,
             };
             let first = evolution.propose(&context, 3).expect("warm-up");
             // The input kind's baseline first, then random samples until a tournament fits.

@@ -619,6 +619,7 @@ fn is_terminal_experiment(status: i32) -> bool {
         ExperimentStatus::try_from(status),
         Ok(ExperimentStatus::Succeeded
             | ExperimentStatus::Exhausted
+            | ExperimentStatus::Completed
             | ExperimentStatus::Failed
             | ExperimentStatus::Cancelled)
     )

@@ -1,7 +1,8 @@
 //! A scripted OpenAI-compatible chat-completions server on 127.0.0.1 (real HTTP, axum) for
 //! the `llm` and `hybrid` strategies' tests: it answers from a script — content, an HTTP
-//! error, or content after a delay — repeats the last entry when the script runs out, and
-//! keeps every request body for the test to inspect.
+//! error, content after a delay, content streamed as server-sent events, or a refusal of
+//! `response_format` `json_schema` — repeats the last entry when the script runs out, and keeps
+//! every request body for the test to inspect.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -24,6 +26,12 @@ pub enum Reply {
     Error(u16, String),
     /// A completion with this content after this delay.
     Slow(Duration, String),
+    /// This content streamed as chat-completion chunks (server-sent events), one piece per
+    /// event with this gap between them.
+    Streamed(Vec<String>, Duration),
+    /// HTTP 400 when the request asks for `json_schema`, else this content (as a server
+    /// without structured output answers).
+    NoSchema(String),
 }
 
 #[derive(Default)]
@@ -81,6 +89,7 @@ impl Drop for ScriptedLlm {
 }
 
 async fn complete(State(script): State<Shared>, Json(body): Json<Value>) -> Response {
+    let asked_schema = body["response_format"]["type"] == "json_schema";
     let reply = {
         let Ok(mut script) = script.lock() else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -111,6 +120,31 @@ async fn complete(State(script): State<Shared>, Json(body): Json<Value>) -> Resp
         Some(Reply::Slow(delay, content)) => {
             tokio::time::sleep(delay).await;
             completion(content)
+        }
+        Some(Reply::NoSchema(_)) if asked_schema => (
+            StatusCode::BAD_REQUEST,
+            "response_format json_schema is not supported",
+        )
+            .into_response(),
+        Some(Reply::NoSchema(content)) => completion(content),
+        Some(Reply::Streamed(pieces, gap)) => {
+            let events = futures::stream::iter(pieces.into_iter().map(Some).chain([None])).then(
+                move |piece| async move {
+                    tokio::time::sleep(gap).await;
+                    let line = match piece {
+                        Some(piece) => format!(
+                            "data: {}\n\n",
+                            json!({"choices": [{"index": 0, "delta": {"content": piece}}]})
+                        ),
+                        None => "data: [DONE]\n\n".to_owned(),
+                    };
+                    Ok::<_, std::convert::Infallible>(line)
+                },
+            );
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(axum::body::Body::from_stream(events))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
     }
 }

@@ -48,6 +48,7 @@ async fn write_session(
                     metric: "val_accuracy".into(),
                     threshold: 0.9,
                     direction: common::Direction::Maximize as i32,
+                    open_ended: false,
                 }),
                 confidence: 0.95,
                 num_seeds: 3,
@@ -170,6 +171,7 @@ async fn write_session(
                     metric: "val_accuracy".into(),
                     threshold: 0.9,
                     direction: common::Direction::Maximize as i32,
+                    open_ended: false,
                 }),
                 aggregate: Some(common::Aggregate {
                     metric: "val_accuracy".into(),

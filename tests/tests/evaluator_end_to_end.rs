@@ -113,6 +113,7 @@ fn accuracy_target(threshold: f64) -> Option<common::Target> {
         metric: "val_accuracy".into(),
         threshold,
         direction: 0,
+        open_ended: false,
     })
 }
 
@@ -532,6 +533,7 @@ async fn bad_requests_are_refused_with_reasons() {
                     metric: "top5".into(),
                     threshold: 0.5,
                     direction: 0,
+                    open_ended: false,
                 }),
                 ..good()
             },

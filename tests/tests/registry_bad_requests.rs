@@ -56,6 +56,7 @@ fn evaluation(
             metric: "val_accuracy".into(),
             threshold: 0.9,
             direction: 1,
+            open_ended: false,
         }),
         aggregate: Some(common::Aggregate {
             metric: "val_accuracy".into(),
@@ -271,7 +272,8 @@ async fn bad_requests_are_refused_with_the_right_code_and_change_nothing() {
                     target: Some(common::Target {
                         metric: "m".into(),
                         threshold: f64::NAN,
-                        direction: 1
+                        direction: 1,
+                        open_ended: false,
                     }),
                     ..Default::default()
                 }),

@@ -24,6 +24,7 @@ async fn experiment(client: &mut Client, name: &str) -> pb::Experiment {
                     metric: "val_accuracy".into(),
                     threshold: 0.9,
                     direction: common::Direction::Maximize as i32,
+                    open_ended: false,
                 }),
                 confidence: 0.95,
                 num_seeds: 3,
@@ -290,6 +291,7 @@ async fn a_trial_finishes_atomically_with_its_metrics_and_everything_is_exported
                 metric: "val_accuracy".into(),
                 threshold: 0.9,
                 direction: 1,
+                open_ended: false,
             }),
             aggregate: Some(common::Aggregate {
                 metric: "val_accuracy".into(),

@@ -554,6 +554,9 @@ async fn the_llm_strategy_gets_feedback_retries_and_falls_back() {
     let llm = planner_svc::config::LlmConfig {
         timeout_seconds: 2,
         max_retries: 3,
+        request_attempts: 2,
+        backoff_seconds: 0.1,
+        strikes: 1,
         ..planner_svc::config::LlmConfig::default()
     };
     let Some((stack, _root)) = stack(test, Some(llm)).await else {
@@ -622,7 +625,7 @@ async fn the_llm_strategy_gets_feedback_retries_and_falls_back() {
     );
     let requests = server.requests();
     assert_eq!(requests.len(), 3, "two refusals, then the valid answer");
-    assert_eq!(requests[0]["response_format"]["type"], "json_object");
+    assert_eq!(requests[0]["response_format"]["type"], "json_schema");
     let second = message_texts(&requests[1]).join("\n");
     assert!(
         second.contains("refused") && second.contains("not JSON"),
@@ -738,6 +741,7 @@ async fn the_llm_strategy_gets_feedback_retries_and_falls_back() {
         .expect("a fallback decision");
     let inputs: serde_json::Value = serde_json::from_str(&fallback.inputs_json).expect("JSON");
     assert_eq!(inputs["unreachable"], true);
+    assert_eq!(inputs["for_good"], true, "one strike is the limit here");
     let prompt = message_texts(&server.requests()[0]).join("\n");
     assert!(
         prompt.contains("0.999") && prompt.contains("parameters"),

@@ -133,6 +133,7 @@ async fn fill(registry: &RegistryServiceClient<Channel>, args: &Args) -> anyhow:
         metric: "val_accuracy".into(),
         threshold: 0.95,
         direction: common::Direction::Maximize as i32,
+        open_ended: false,
     };
     let experiment = client
         .create_experiment(pb::CreateExperimentRequest {

@@ -227,6 +227,7 @@ async fn through_evaluator(
                 metric: "val_accuracy".into(),
                 threshold: 0.5,
                 direction: 0,
+                open_ended: false,
             }),
             device: device.to_owned(),
             ..Default::default()

@@ -38,6 +38,7 @@ fn per_proposal(strategy: &mut dyn Strategy, input: &InputSpec, proposals: usize
             budget: &budget,
             max_epochs: 10,
             maximize: true,
+            train_samples: 0,
         };
         let began = Instant::now();
         let proposal = match strategy.propose(&context, 1) {
@@ -55,6 +56,7 @@ fn per_proposal(strategy: &mut dyn Strategy, input: &InputSpec, proposals: usize
             train: proposal.train,
             score: Some(score),
             failure: None,
+            improving: false,
         });
     }
     spent / proposals as f64 * 1e6

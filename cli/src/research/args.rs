@@ -23,6 +23,10 @@ pub struct Connection {
     /// A running planner-svc instead of the embedded services.
     #[arg(long, value_name = "URL")]
     pub planner: Option<String>,
+    /// The dataset-svc that --planner's sessions read from: your own files (`csv:…`, a path in
+    /// the goal) are uploaded to it first.
+    #[arg(long, value_name = "URL", default_value = ra_client::ports::LOCAL_DATASET)]
+    pub dataset_service: String,
     /// A running registry-svc (for `list` with --planner).
     #[arg(long, value_name = "URL", default_value = ra_client::ports::LOCAL_REGISTRY)]
     pub registry: String,
@@ -111,7 +115,9 @@ pub struct RunArgs {
     /// Required confidence, e.g. 0.95.
     #[arg(long)]
     pub confidence: Option<f64>,
-    /// Dataset catalog name (overrides the goal's words).
+    /// Dataset (overrides the goal's words): a catalog name, or your own files: csv:PATH,
+    /// tsv:PATH, parquet:PATH (label column: #label=NAME), images:DIR (a folder per class;
+    /// #size=32), text:PATH (TSV/CSV/JSONL; #text=COLUMN,label=COLUMN).
     #[arg(long)]
     pub dataset: Option<String>,
     /// Target metric (val_accuracy, val_loss, …) and threshold.
@@ -124,6 +130,17 @@ pub struct RunArgs {
     pub llm_url: Option<String>,
     #[arg(long, env = "RA_LLM_MODEL")]
     pub llm_model: Option<String>,
+    /// Seconds to wait for the LLM's first token and between tokens (`[planner.llm]
+    /// timeout_seconds`, 60); small local models on a CPU need several minutes.
+    #[arg(long, value_name = "SECONDS", env = "RA_LLM_TIMEOUT")]
+    pub llm_timeout: Option<u32>,
+    /// LLM turns in a row without an answer before falling back to evolution for good
+    /// (`[planner.llm] strikes`, 3).
+    #[arg(long, value_name = "N")]
+    pub llm_strikes: Option<u32>,
+    /// The prompt: full, or compact for small local models (`[planner.llm] prompt`).
+    #[arg(long, value_parser = ["full", "compact"])]
+    pub llm_prompt: Option<String>,
     /// Seed of the strategy's randomness.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -8,6 +8,8 @@ pub(super) struct Services {
     stack: Option<Stack>,
     planner: ra_client::PlannerClient,
     registry_url: String,
+    /// Where --planner's dataset-svc is, for uploads.
+    dataset_url: String,
     credentials: ra_client::Credentials,
     /// The embedded dashboard's address, printed with a session's id.
     dashboard_url: Option<String>,
@@ -36,6 +38,7 @@ impl Services {
             stack,
             planner: planner.client(),
             registry_url,
+            dataset_url: connection.dataset_service.clone(),
             credentials,
             dashboard_url,
         })
@@ -248,6 +251,7 @@ pub(super) fn goal_overrides(args: &RunArgs) -> common::ResearchGoal {
             metric: args.metric.clone().unwrap_or_default(),
             threshold: args.target.unwrap_or(0.0),
             direction: 0,
+            open_ended: false,
         }),
         confidence: args.confidence.unwrap_or(0.0),
         num_seeds: args.num_seeds.unwrap_or(0),
@@ -270,13 +274,23 @@ pub(super) async fn start_and_follow(
         .and_then(|arg| arg.to_possible_value())
         .and_then(|value| ra_client::strategy::from_name(value.get_name()))
         .unwrap_or(pb::Strategy::Unspecified);
+    let mut overrides = goal_overrides(args);
+    if let Some(local) = upload::local_dataset(args)? {
+        overrides.dataset = match services.stack {
+            Some(_) => local.name(),
+            None => upload::upload(&local, &services.dataset_url, &services.credentials).await?,
+        };
+    }
     let request = pb::StartResearchRequest {
         goal_text: args.goal.clone(),
-        overrides: Some(goal_overrides(args)),
+        overrides: Some(overrides),
         strategy: strategy as i32,
         llm: Some(pb::LlmSettings {
             base_url: args.llm_url.clone().unwrap_or_default(),
             model: args.llm_model.clone().unwrap_or_default(),
+            timeout_seconds: args.llm_timeout.unwrap_or(0),
+            strikes: args.llm_strikes.unwrap_or(0),
+            prompt: args.llm_prompt.clone().unwrap_or_default(),
             ..Default::default()
         }),
         seed: args.seed,
@@ -302,17 +316,20 @@ pub(super) async fn start_and_follow(
         let target = goal.target.clone().unwrap_or_default();
         let budget = goal.budget.unwrap_or_default();
         eprintln!(
-            "research {}: {} on {}, {} {} {} at {:.0}% confidence; {} → {} seeds per candidate; budget {} candidates, {} seeds, {} s; device {}",
+            "research {}: {} on {}, {} {} at {:.0}% confidence; {} → {} seeds per candidate; budget {} candidates, {} seeds, {} s; device {}",
             status.research_id,
             strategy_name(status.strategy),
             goal.dataset,
             target.metric,
-            if target.direction == common::Direction::Minimize as i32 {
-                "<"
-            } else {
-                ">"
+            match (
+                target.open_ended,
+                target.direction == common::Direction::Minimize as i32,
+            ) {
+                (true, true) => "as low as the budget finds (open-ended)".to_owned(),
+                (true, false) => "as high as the budget finds (open-ended)".to_owned(),
+                (false, true) => format!("< {}", target.threshold),
+                (false, false) => format!("> {}", target.threshold),
             },
-            target.threshold,
             goal.confidence * 100.0,
             goal.num_seeds,
             goal.max_seeds,

@@ -3,10 +3,11 @@
 
 use super::*;
 
-/// 0: goal achieved; 2: budget spent without it; 3: paused (resumable); 1: failed.
+/// 0: goal achieved, or an open-ended goal answered with the best found; 2: budget spent
+/// without reaching the goal; 3: paused (resumable); 1: failed.
 pub fn exit_code(state: pb::ResearchState) -> u8 {
     match state {
-        pb::ResearchState::Succeeded => 0,
+        pb::ResearchState::Succeeded | pb::ResearchState::Completed => 0,
         pb::ResearchState::Exhausted => 2,
         pb::ResearchState::Paused | pb::ResearchState::Stopping | pb::ResearchState::Running => 3,
         _ => 1,
@@ -38,6 +39,7 @@ pub fn state_name(state: i32) -> &'static str {
         pb::ResearchState::Paused => "PAUSED",
         pb::ResearchState::Succeeded => "SUCCEEDED",
         pb::ResearchState::Exhausted => "EXHAUSTED",
+        pb::ResearchState::Completed => "COMPLETED",
         pb::ResearchState::Failed => "FAILED",
         pb::ResearchState::Cancelled => "CANCELLED",
         pb::ResearchState::Unspecified => "UNKNOWN",
@@ -157,6 +159,7 @@ mod tests {
     #[test]
     fn exit_codes_names_and_cells_say_what_happened() {
         assert_eq!(exit_code(pb::ResearchState::Succeeded), 0);
+        assert_eq!(exit_code(pb::ResearchState::Completed), 0);
         assert_eq!(exit_code(pb::ResearchState::Exhausted), 2);
         assert_eq!(exit_code(pb::ResearchState::Paused), 3);
         assert_eq!(exit_code(pb::ResearchState::Failed), 1);

@@ -26,7 +26,7 @@ pre { background:#fff; border:1px solid var(--line); padding:8px; overflow:auto;
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; background:#e6e9f0; }
 .status-SUCCEEDED, .decision-achieved, .state-succeeded { color:var(--ok); }
 .status-FAILED, .status-CANCELLED, .decision-not-achieved, .state-failed { color:var(--bad); }
-.status-RUNNING { color:var(--accent); } .status-PAUSED, .status-EXHAUSTED, .decision-undecided, .state-pruned { color:var(--warn); }
+.status-RUNNING { color:var(--accent); } .status-COMPLETED { color:var(--ok); } .status-PAUSED, .status-EXHAUSTED, .decision-undecided, .state-pruned { color:var(--warn); }
 .facts { display:grid; grid-template-columns:repeat(auto-fill, minmax(220px, 1fr)); gap:6px 16px; margin:8px 0; }
 .facts div span { color:var(--muted); display:block; font-size:12px; }
 .verdict { background:#fff; border:1px solid var(--line); border-left:4px solid var(--accent); padding:8px 12px; white-space:pre-wrap; }
@@ -262,8 +262,15 @@ pub fn decision_name(decision: common::GoalDecision) -> &'static str {
     }
 }
 
-/// "val_accuracy ≥ 0.9" for a target.
+/// "val_accuracy ≥ 0.9" for a target; "val_loss as low as possible" when open-ended.
 pub fn target_text(target: &common::Target) -> String {
+    if target.open_ended {
+        let way = match target.direction() {
+            common::Direction::Minimize => "low",
+            common::Direction::Maximize | common::Direction::Unspecified => "high",
+        };
+        return format!("{} as {way} as possible (open-ended)", target.metric);
+    }
     let sign = match target.direction() {
         common::Direction::Minimize => "≤",
         common::Direction::Maximize | common::Direction::Unspecified => "≥",

@@ -190,7 +190,7 @@ impl SessionPage<'_> {
                         }
                     }
                 }
-                (charts::ci_chart(&rows, &target.metric, target.threshold))
+                (charts::ci_chart(&rows, &target.metric, (!target.open_ended).then_some(target.threshold)))
                 @if evaluated.len() >= 2 {
                     form.filters #compare-candidates method="get" action={"/sessions/" (view.experiment.id) "/compare"} {
                         span { "Compare" }
@@ -228,7 +228,7 @@ impl SessionPage<'_> {
                         state: trial_state(t.state()),
                         points,
                     }).collect();
-                    (charts::curves_chart(&curves, &target.metric, Some(target.threshold)))
+                    (charts::curves_chart(&curves, &target.metric, (!target.open_ended).then_some(target.threshold)))
                     (trials_table(view.trials_of(&c.id), &target.metric))
                 }
             }
@@ -291,6 +291,7 @@ pub fn terminal(status: reg::ExperimentStatus) -> bool {
         status,
         reg::ExperimentStatus::Succeeded
             | reg::ExperimentStatus::Exhausted
+            | reg::ExperimentStatus::Completed
             | reg::ExperimentStatus::Failed
             | reg::ExperimentStatus::Cancelled
     )

@@ -11,7 +11,7 @@ type Table = (Rows, Option<serde_json::Value>);
 
 /// The rows of one parquet file (its bytes as read from `path`) as named fields, and its
 /// Hugging Face feature metadata.
-fn read_rows(stored: Vec<u8>, path: &Path) -> Result<Table, DatasetError> {
+pub(crate) fn read_rows(stored: Vec<u8>, path: &Path) -> Result<Table, DatasetError> {
     let bad = |error: parquet::errors::ParquetError| malformed(path, "parquet", error.to_string());
     let reader = SerializedFileReader::new(bytes::Bytes::from(stored)).map_err(bad)?;
     let features = reader

@@ -68,11 +68,32 @@ impl Research {
             classes.join(", "),
             sizes.join(", ")
         );
+        let train_samples = manifest
+            .splits
+            .iter()
+            .find(|s| s.name == "train")
+            .map_or(0, |s| s.num_samples);
+        // Small training sets are cheap per epoch and need more of them: unless the request
+        // fixed it, the epoch cap grows to about 20,000 sample-epochs (at most 40 epochs).
+        if !self.config.max_epochs_explicit {
+            let scaled = crate::space::epochs_for(train_samples, self.config.max_epochs);
+            if scaled != self.config.max_epochs {
+                tracing::info!(
+                    research = %self.handle.id,
+                    train_samples,
+                    from = self.config.max_epochs,
+                    to = scaled,
+                    "epoch cap scaled to the training set"
+                );
+                self.config.max_epochs = scaled;
+            }
+        }
         self.dataset = Some(DatasetFacts {
             prepared_id: manifest.prepared_id.clone(),
             input,
             num_classes: manifest.class_names.len() as u32,
             description,
+            train_samples,
         });
         Ok(())
     }
@@ -86,49 +107,47 @@ impl Research {
 
     pub(super) fn brief(&self, facts: &DatasetFacts) -> Brief {
         let target = self.goal.target.clone().unwrap_or_default();
-        let mut table = String::new();
-        if !self.candidates.is_empty() {
-            table.push_str("| # | name | strategy | mean | 95% CI | n | outcome |\n|---|---|---|---|---|---|---|\n");
-            // The most recent candidates only: the prompt stays bounded in long sessions.
-            let skip = self.candidates.len().saturating_sub(HISTORY_IN_PROMPT);
-            for (i, c) in self.candidates.iter().enumerate().skip(skip) {
-                let (mean, ci, n) = match &c.aggregate {
-                    Some(a) if a.n > 0 => (
-                        format!("{:.4}", a.mean),
-                        format!("[{:.4}, {:.4}]", a.ci_low, a.ci_high),
-                        a.n.to_string(),
-                    ),
-                    _ => ("–".into(), "–".into(), "0".into()),
-                };
+        let history = self
+            .candidates
+            .iter()
+            .map(|c| {
+                let result = c
+                    .aggregate
+                    .as_ref()
+                    .filter(|a| a.n > 0 && c.failure.is_none())
+                    .map(|a| (a.mean, a.ci_low, a.ci_high, a.n));
                 let outcome = c.failure.clone().unwrap_or_else(|| {
                     format!("{:?} (p = {:.3})", c.decision, c.p_value).to_lowercase()
                 });
-                table.push_str(&format!(
-                    "| {} | {} | {} | {mean} | {ci} | {n} | {} |\n",
-                    i + 1,
-                    c.name,
-                    c.strategy,
-                    outcome.replace('|', "/").replace('\n', " ")
-                ));
-                table.push_str(&format!(
-                    "|   | spec: {} | train: {} | | | | |\n",
-                    serde_json::to_string(&c.model.layers).unwrap_or_default(),
-                    serde_json::to_string(&c.train).unwrap_or_default()
-                ));
-            }
-        }
+                crate::llm::PastCandidate {
+                    name: c.name.clone(),
+                    strategy: c.strategy.clone(),
+                    result,
+                    outcome: crate::llm::clip(&outcome.replace('\n', " "), 160),
+                    ..crate::llm::PastCandidate::new(&c.model, &c.train)
+                }
+            })
+            .collect();
         Brief {
             goal_text: self.goal.text.clone(),
-            target: format!(
-                "{} {} {} at {:.0}% confidence",
-                target.metric,
-                if maximize(&self.goal) { ">" } else { "<" },
-                target.threshold,
-                self.goal.confidence * 100.0
-            ),
+            target: if target.open_ended {
+                format!(
+                    "{} as {} as possible (open-ended)",
+                    target.metric,
+                    if maximize(&self.goal) { "high" } else { "low" }
+                )
+            } else {
+                format!(
+                    "{} {} {} at {:.0}% confidence",
+                    target.metric,
+                    if maximize(&self.goal) { ">" } else { "<" },
+                    target.threshold,
+                    self.goal.confidence * 100.0
+                )
+            },
             dataset: self.goal.dataset.clone(),
             dataset_description: facts.description.clone(),
-            history_table: table,
+            history,
         }
     }
 
@@ -147,6 +166,7 @@ impl Research {
                 train: c.train.clone(),
                 score: c.score(),
                 failure: c.failure.clone(),
+                improving: c.improving,
             })
             .collect();
         let budget = ra_spec::Budget {
@@ -162,6 +182,7 @@ impl Research {
             budget: &budget,
             max_epochs: self.config.max_epochs,
             maximize: maximize(&self.goal),
+            train_samples: facts.train_samples,
         };
         let brief = self.brief(&facts);
         let (proposal, notes) =
@@ -248,6 +269,7 @@ impl Research {
             explanation: String::new(),
             failure: Some(INTERRUPTED.into()),
             adjusted_p_value: 1.0,
+            improving: false,
         });
         Ok(self.candidates.len() - 1)
     }
@@ -372,6 +394,14 @@ impl Research {
             Event(Box<Option<Result<ev::EvaluateEvent, Status>>>),
         }
         let mut busy_tries = 0;
+        let metric = self
+            .goal
+            .target
+            .as_ref()
+            .map(|t| t.metric.clone())
+            .unwrap_or_default();
+        // The target metric per seed and epoch, to tell whether training was still improving.
+        let mut curves: HashMap<u64, Vec<f64>> = HashMap::new();
         let result = 'evaluation: loop {
             let seeds = if resumed {
                 ev::evaluate_request::Seeds::SeedList(ev::SeedList {
@@ -454,6 +484,11 @@ impl Research {
                                     .emit(pb::research_event::Event::Evaluation(event));
                                 break 'evaluation Ok(result);
                             }
+                            if let Some(ev::evaluate_event::Event::SeedEpoch(epoch)) = &event.event
+                                && let Some(value) = epoch.metrics.get(&metric)
+                            {
+                                curves.entry(epoch.seed).or_default().push(*value);
+                            }
                             if let Some(ev::evaluate_event::Event::SeedStarted(started)) =
                                 &event.event
                             {
@@ -477,6 +512,7 @@ impl Research {
                 record.decision = result.decision();
                 record.explanation = result.explanation.clone();
                 record.failure = None;
+                record.improving = still_improving(&curves, maximize(&self.goal));
             }
             // The evaluation itself failed (its seeds failed): recorded by the evaluator; the
             // candidate is history with its failure.
@@ -523,5 +559,55 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+/// Whether the seeds' curves were still improving at their end: the mean curve's last epoch
+/// is its best, or better than the mean of the three before it by more than 0.5 %.
+pub(crate) fn still_improving(curves: &HashMap<u64, Vec<f64>>, maximize: bool) -> bool {
+    let epochs = curves.values().map(Vec::len).min().unwrap_or(0);
+    if epochs < 3 {
+        return false;
+    }
+    let mean: Vec<f64> = (0..epochs)
+        .map(|e| curves.values().map(|c| c[e]).sum::<f64>() / curves.len() as f64)
+        .collect();
+    let better = |a: f64, b: f64| if maximize { a > b } else { a < b };
+    let last = mean[epochs - 1];
+    let best_before = mean[..epochs - 1]
+        .iter()
+        .copied()
+        .reduce(|a, b| if better(a, b) { a } else { b })
+        .unwrap_or(last);
+    let window = &mean[epochs.saturating_sub(4)..epochs - 1];
+    let recent = window.iter().sum::<f64>() / window.len().max(1) as f64;
+    let margin = recent.abs().max(1e-9) * 0.005;
+    better(last, best_before)
+        || (if maximize {
+            last - recent
+        } else {
+            recent - last
+        }) > margin
+}
+
+#[cfg(test)]
+mod improving_tests {
+    use super::*;
+
+    #[test]
+    fn curves_that_still_climb_ask_for_longer_training() {
+        let rising = HashMap::from([
+            (1, vec![0.5, 0.6, 0.7, 0.8]),
+            (2, vec![0.4, 0.6, 0.7, 0.75]),
+        ]);
+        assert!(still_improving(&rising, true));
+        let flat = HashMap::from([
+            (1, vec![0.5, 0.9, 0.9, 0.9, 0.9]),
+            (2, vec![0.5, 0.9, 0.91, 0.9, 0.89]),
+        ]);
+        assert!(!still_improving(&flat, true));
+        let falling_loss = HashMap::from([(1, vec![1.0, 0.8, 0.6, 0.5])]);
+        assert!(still_improving(&falling_loss, false));
+        assert!(!still_improving(&HashMap::new(), true));
     }
 }

@@ -32,7 +32,8 @@ impl Research {
                 record.adjusted_p_value = assessed.adjusted_p_value;
             }
         }
-        self.any_achieved = assessment.any_achieved;
+        // An open-ended goal has nothing to achieve: its answer comes when the budget is spent.
+        self.any_achieved = assessment.any_achieved && !self.open_ended();
         self.best_candidate_id = assessment.best_candidate_id.clone();
         Ok(assessment)
     }
@@ -56,15 +57,29 @@ impl Research {
             .await
             .map_err(|e| session_error("assessing the session's candidates", &e.into_status()))?;
         let leaderboard = self.leaderboard();
+        let explanation = if self.open_ended() {
+            match leaderboard
+                .first()
+                .and_then(|e| e.aggregate.as_ref().map(|a| (e, a)))
+            {
+                Some((entry, a)) => format!(
+                    "Open-ended goal: the best so far is {} with {} {:.4} (CI [{:.4}, {:.4}]).",
+                    entry.name, a.metric, a.mean, a.ci_low, a.ci_high
+                ),
+                None => "Open-ended goal: no result yet.".to_owned(),
+            }
+        } else {
+            assessment.explanation.clone()
+        };
         self.handle.update_status(|s| s.leaderboard = leaderboard);
-        let (action, reasoning) = if assessment.any_achieved {
-            ("stop_success", assessment.explanation.clone())
+        let (action, reasoning) = if self.any_achieved {
+            ("stop_success", explanation)
         } else {
             (
                 "continue",
                 format!(
                     "{} {}",
-                    assessment.explanation,
+                    explanation,
                     self.budget_spent()
                         .map_or("Budget left: propose another candidate.".to_owned(), |b| {
                             format!("But the {b}.")
@@ -177,6 +192,11 @@ impl Research {
                 reg::ExperimentStatus::Exhausted,
                 format!("goal not achieved: {m}"),
             ),
+            End::Completed(m) => (
+                pb::ResearchState::Completed,
+                reg::ExperimentStatus::Completed,
+                m.clone(),
+            ),
             End::Paused(m) => (
                 pb::ResearchState::Paused,
                 reg::ExperimentStatus::Paused,
@@ -207,10 +227,12 @@ impl Research {
         let action = match &end {
             End::Succeeded(_) => "stop_success",
             End::Exhausted(_) => "stop_budget",
+            End::Completed(_) => "stop_completed",
             End::Paused(_) => "stop_paused",
             End::Failed { .. } => "stop_failed",
         };
-        if !matches!(end, End::Succeeded(_))
+        // Success and an open-ended answer recorded their own decisions already.
+        if !matches!(end, End::Succeeded(_) | End::Completed(_))
             && let Err(error) = self
                 .decide(
                     action,

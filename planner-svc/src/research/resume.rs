@@ -57,6 +57,7 @@ impl Research {
                     explanation: String::new(),
                     failure: Some(INTERRUPTED.into()),
                     adjusted_p_value: 1.0,
+                    improving: false,
                 };
                 if let Some(evaluation) = latest.get(&candidate.id) {
                     apply_evaluation(&mut record, evaluation);
