@@ -353,10 +353,12 @@ impl Drop for Served {
 
 async fn serve(cap: u64) -> Served {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut config = DatasetConfig::default();
-    config.data = DataSettings {
-        local_max_bytes: cap,
-        ..settings(root.path())
+    let config = DatasetConfig {
+        data: DataSettings {
+            local_max_bytes: cap,
+            ..settings(root.path())
+        },
+        ..DatasetConfig::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

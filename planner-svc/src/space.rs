@@ -328,6 +328,15 @@ pub fn sample_train(rng: &mut impl Rng, max_epochs: u32) -> Sample<TrainSpec> {
     }
 }
 
+/// `value` rounded to two significant digits.
+pub fn round2(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let scale = 10f64.powi(1 - value.abs().log10().floor() as i32);
+    (value * scale).round() / scale
+}
+
 #[cfg(test)]
 mod scaling_tests {
     use super::*;
@@ -347,13 +356,4 @@ mod scaling_tests {
         assert_eq!(epochs_for(0, 8), 8);
         assert_eq!(fit_batch(64, 20), 8, "never below 8");
     }
-}
-
-/// `value` rounded to two significant digits.
-pub fn round2(value: f64) -> f64 {
-    if value == 0.0 || !value.is_finite() {
-        return value;
-    }
-    let scale = 10f64.powi(1 - value.abs().log10().floor() as i32);
-    (value * scale).round() / scale
 }

@@ -1,9 +1,11 @@
 //! One chat completion over HTTP: streamed (server-sent events, `timeout_seconds` between
-//! tokens, progress logged as tokens arrive) or whole; `response_format` `json_schema` with the
-//! answer's schema, `json_object` for servers that refuse it; timeouts, refused connections,
-//! 429 and 5xx retried up to `request_attempts` times with doubling backoff.
+//! tokens, progress logged as tokens arrive) or whole; `response_format` asks for the answer's
+//! JSON schema — OpenAI's `json_schema`, else llama.cpp's `json_object` with a `schema` (a
+//! grammar-constrained answer), else a plain `json_object`, each step taken once a server
+//! refuses the one before; timeouts, refused connections, 429 and 5xx retried up to
+//! `request_attempts` times with doubling backoff.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -70,7 +72,7 @@ enum TryError {
     /// Worth another try (timeout, connection, 429, 5xx).
     Transient(String),
     Permanent(String),
-    /// The server refused `json_schema`: the same try again with `json_object`.
+    /// The server refused this `response_format`: the same try again with the next one.
     SchemaRefused(String),
 }
 
@@ -87,8 +89,14 @@ pub struct Transport {
     backoff: Duration,
     stream: bool,
     schema: Option<serde_json::Value>,
-    schema_refused: AtomicBool,
+    /// Which `response_format` this server takes: [`OPENAI_SCHEMA`], [`LLAMA_CPP_SCHEMA`] or
+    /// [`PLAIN_JSON`].
+    format: AtomicU8,
 }
+
+const OPENAI_SCHEMA: u8 = 0;
+const LLAMA_CPP_SCHEMA: u8 = 1;
+const PLAIN_JSON: u8 = 2;
 
 impl Transport {
     pub fn new(config: &LlmConfig, endpoint: String) -> Result<Self, String> {
@@ -113,7 +121,11 @@ impl Transport {
             backoff: Duration::from_secs_f64(config.backoff_seconds.clamp(0.0, 300.0)),
             stream: config.stream,
             schema: config.json_schema.then(prompt::answer_schema),
-            schema_refused: AtomicBool::new(false),
+            format: AtomicU8::new(if config.json_schema {
+                OPENAI_SCHEMA
+            } else {
+                PLAIN_JSON
+            }),
         })
     }
 
@@ -121,14 +133,16 @@ impl Transport {
     pub async fn complete(&self, messages: &[Message]) -> Result<Answered, Unanswered> {
         let mut failed_tries = Vec::new();
         for attempt in 1..=self.attempts {
-            let outcome = match self.once(messages).await {
-                Err(TryError::SchemaRefused(reason)) => {
-                    tracing::info!(%reason, "the LLM server refused json_schema; asking for a JSON object");
-                    self.schema_refused.store(true, Ordering::Relaxed);
-                    self.once(messages).await
+            let mut outcome = self.once(messages).await;
+            while let Err(TryError::SchemaRefused(reason)) = &outcome {
+                let format = self.format.load(Ordering::Relaxed);
+                if format >= PLAIN_JSON {
+                    break;
                 }
-                other => other,
-            };
+                tracing::info!(%reason, "the LLM server refused this response_format; asking in the next form");
+                self.format.store(format + 1, Ordering::Relaxed);
+                outcome = self.once(messages).await;
+            }
             match outcome {
                 Ok((content, usage, first_token_ms)) => {
                     return Ok(Answered {
@@ -173,11 +187,14 @@ impl Transport {
     }
 
     fn body(&self, messages: &[Message]) -> serde_json::Value {
-        let response_format = match &self.schema {
-            Some(schema) if !self.schema_refused.load(Ordering::Relaxed) => serde_json::json!({
+        let response_format = match (&self.schema, self.format.load(Ordering::Relaxed)) {
+            (Some(schema), OPENAI_SCHEMA) => serde_json::json!({
                 "type": "json_schema",
                 "json_schema": {"name": "candidate", "schema": schema, "strict": false},
             }),
+            (Some(schema), LLAMA_CPP_SCHEMA) => {
+                serde_json::json!({"type": "json_object", "schema": schema})
+            }
             _ => serde_json::json!({"type": "json_object"}),
         };
         serde_json::json!({
@@ -192,7 +209,7 @@ impl Transport {
     async fn once(&self, messages: &[Message]) -> Result<(String, Usage, Option<u64>), TryError> {
         let started = Instant::now();
         let body = self.body(messages);
-        let sent_schema = body["response_format"]["type"] == "json_schema";
+        let sent_schema = self.schema.is_some() && self.format.load(Ordering::Relaxed) < PLAIN_JSON;
         let mut request = self.http.post(&self.endpoint).json(&body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
@@ -218,10 +235,15 @@ impl Transport {
                 .and_then(Result::ok)
                 .unwrap_or_default();
             let reason = format!("HTTP {status}: {}", clip(&text, 500));
-            return Err(if status.as_u16() == 429 || status.is_server_error() {
-                TryError::Transient(reason)
-            } else if sent_schema && matches!(status.as_u16(), 400 | 422) {
+            // Servers refuse a response_format they lack with 400 or 422, or (llama.cpp's)
+            // with a 500 whose body names the field.
+            let format_refused = sent_schema
+                && (matches!(status.as_u16(), 400 | 422)
+                    || (status.is_server_error() && text.contains("response_format")));
+            return Err(if format_refused {
                 TryError::SchemaRefused(reason)
+            } else if status.as_u16() == 429 || status.is_server_error() {
+                TryError::Transient(reason)
             } else {
                 TryError::Permanent(reason)
             });

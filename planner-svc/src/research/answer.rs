@@ -96,7 +96,7 @@ impl Research {
             .iter()
             .zip(adjusted)
             .map(|((role, other, comparison), adjusted_p_value)| Versus {
-                role: *role,
+                role,
                 name: other.name.clone(),
                 id: other.id.clone(),
                 mean_difference: comparison.mean_difference,
