@@ -404,6 +404,16 @@ fn upload_messages(
     messages
 }
 
+async fn upload(
+    client: &mut DatasetServiceClient<tonic::transport::Channel>,
+    messages: Vec<pb::UploadDatasetRequest>,
+) -> Result<pb::UploadDatasetResponse, tonic::Status> {
+    Ok(client
+        .upload_dataset(futures::stream::iter(messages))
+        .await?
+        .into_inner())
+}
+
 async fn prepare_remote(
     client: &mut DatasetServiceClient<tonic::transport::Channel>,
     name: &str,
@@ -448,17 +458,17 @@ async fn over_grpc_local_names_are_described_uploaded_and_refused_with_codes() {
     );
 
     // Uploaded in chunks, prepared by the name the upload answers with; twice is one upload.
-    let uploaded = served
-        .client
-        .upload_dataset(futures::stream::iter(upload_messages(
+    let uploaded = upload(
+        &mut served.client,
+        upload_messages(
             "csv",
             "mine.csv",
             "label=species",
             &[("mine.csv", csv.as_bytes())],
-        )))
-        .await
-        .expect("upload")
-        .into_inner();
+        ),
+    )
+    .await
+    .expect("upload");
     assert!(
         uploaded.name.starts_with("csv:upload:")
             && uploaded.name.ends_with("/mine.csv#label=species"),
@@ -470,17 +480,17 @@ async fn over_grpc_local_names_are_described_uploaded_and_refused_with_codes() {
         .await
         .expect("prepare the upload");
     assert_eq!(manifest.class_names, ["setosa", "versicolor", "virginica"]);
-    let again = served
-        .client
-        .upload_dataset(futures::stream::iter(upload_messages(
+    let again = upload(
+        &mut served.client,
+        upload_messages(
             "csv",
             "mine.csv",
             "label=species",
             &[("mine.csv", csv.as_bytes())],
-        )))
-        .await
-        .expect("upload again")
-        .into_inner();
+        ),
+    )
+    .await
+    .expect("upload again");
     assert_eq!(again.upload_id, uploaded.upload_id);
 
     // Refusals, each leaving nothing behind in the uploads folder.
@@ -488,46 +498,33 @@ async fn over_grpc_local_names_are_described_uploaded_and_refused_with_codes() {
     let entries = || std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
     let before = entries();
     let big = vec![b'1'; 5_000];
-    let too_big = served
-        .client
-        .upload_dataset(futures::stream::iter(upload_messages(
-            "csv",
-            "big.csv",
-            "",
-            &[("big.csv", &big)],
-        )))
-        .await
-        .expect_err("over the cap");
+    let too_big = upload(
+        &mut served.client,
+        upload_messages("csv", "big.csv", "", &[("big.csv", &big)]),
+    )
+    .await
+    .expect_err("over the cap");
     assert_eq!(too_big.code(), Code::ResourceExhausted, "{too_big:?}");
-    let wrong_path = served
-        .client
-        .upload_dataset(futures::stream::iter(upload_messages(
-            "csv",
-            "a.csv",
-            "",
-            &[("../a.csv", b"x,y\n")],
-        )))
-        .await
-        .expect_err("path");
+    let wrong_path = upload(
+        &mut served.client,
+        upload_messages("csv", "a.csv", "", &[("../a.csv", b"x,y\n")]),
+    )
+    .await
+    .expect_err("path");
     assert_eq!(wrong_path.code(), Code::InvalidArgument, "{wrong_path:?}");
-    let no_header = served
-        .client
-        .upload_dataset(futures::stream::iter(
-            upload_messages("csv", "a.csv", "", &[("a.csv", b"x\n")]).split_off(1),
-        ))
-        .await
-        .expect_err("no header");
+    let no_header = upload(
+        &mut served.client,
+        upload_messages("csv", "a.csv", "", &[("a.csv", b"x\n")]).split_off(1),
+    )
+    .await
+    .expect_err("no header");
     assert_eq!(no_header.code(), Code::InvalidArgument, "{no_header:?}");
-    let unknown_kind = served
-        .client
-        .upload_dataset(futures::stream::iter(upload_messages(
-            "xlsx",
-            "a.xlsx",
-            "",
-            &[],
-        )))
-        .await
-        .expect_err("kind");
+    let unknown_kind = upload(
+        &mut served.client,
+        upload_messages("xlsx", "a.xlsx", "", &[]),
+    )
+    .await
+    .expect_err("kind");
     assert_eq!(
         unknown_kind.code(),
         Code::InvalidArgument,

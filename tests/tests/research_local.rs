@@ -336,3 +336,51 @@ async fn bad_files_are_refused_when_the_session_starts() {
     .expect_err("missing");
     assert_eq!(status.code(), Code::NotFound, "{}", status.message());
 }
+
+/// `research-agent run --planner URL` against running services: the CSV named by a relative
+/// path is uploaded to the dataset service (UploadDataset) and the session runs on the upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remote_planner_gets_the_csv_uploaded_first() {
+    let (stack, root) = stack().await;
+    let work = root.path().join("work");
+    std::fs::create_dir_all(&work).expect("folder");
+    write_flowers(&work.join("mine.csv"), 30);
+    let output =
+        tokio::process::Command::new(ra_integration_tests::workspace_binary("research-agent"))
+            .current_dir(&work)
+            .args([
+                "run",
+                "--planner",
+                &stack.planner_url(),
+                "--dataset-service",
+                &stack.dataset_url(),
+                "--dataset",
+                "csv:mine.csv#label=species",
+                "--goal",
+                "a model with at least 80% accuracy within 2 candidates",
+                "--json",
+            ])
+            .output()
+            .await
+            .expect("run research-agent");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        matches!(output.status.code(), Some(0 | 2)),
+        "{:?}: {stderr}",
+        output.status
+    );
+    assert!(stderr.contains("uploaded 1 file(s)"), "{stderr}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the final status as JSON");
+    let dataset = status["dataset"].as_str().unwrap_or_default();
+    assert!(
+        dataset.starts_with("csv:upload:") && dataset.ends_with("/mine.csv#label=species"),
+        "{status}"
+    );
+    let uploads = root.path().join("data").join("uploads");
+    assert_eq!(
+        std::fs::read_dir(&uploads).expect("uploads").count(),
+        1,
+        "one upload, no leftovers"
+    );
+}

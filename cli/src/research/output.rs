@@ -73,6 +73,7 @@ pub fn status_json(status: &pb::ResearchStatus) -> serde_json::Value {
         "dataset": goal.dataset,
         "metric": target.metric,
         "threshold": number(target.threshold),
+        "open_ended": target.open_ended,
         "confidence": number(goal.confidence),
         "candidates_evaluated": status.candidates_evaluated,
         "seeds_used": status.seeds_used,
