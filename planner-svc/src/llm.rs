@@ -134,12 +134,13 @@ impl LlmClient {
             Message::new("system", prompt::system(context, self.compact)),
             Message::new("user", prompt::user(brief, context, self.compact)),
         ];
+        let schema = prompt::answer_schema_for(context);
         let mut exchanges = Vec::new();
         let attempts = self.max_retries + 1;
         let mut last = String::new();
         for attempt in 1..=attempts {
             let started = Instant::now();
-            let answer = self.transport.complete(&messages).await;
+            let answer = self.transport.complete(&messages, &schema).await;
             let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let answered = match answer {
                 Ok(answered) => answered,
@@ -222,23 +223,22 @@ pub fn check_answer(content: &str, context: &Context<'_>) -> Result<Proposal, St
     let json = strip_code_fence(content);
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|error| format!("the answer is not JSON ({error})"))?;
-    let answer: Answer = serde_json::from_value(value).map_err(|error| {
+    let mut answer: Answer = serde_json::from_value(value).map_err(|error| {
         format!(
             "the JSON does not match {{rationale, model: ModelSpec, train: TrainSpec}}: {error}"
         )
     })?;
+    // The input and the class count are the dataset's, not the model's to choose: set here
+    // (and said in the rationale), so that a small model's answer is judged on its layers
+    // and recipe; a last layer of the wrong width is still refused with the reason.
+    let mut set = Vec::new();
     if answer.model.input != *context.input {
-        return Err(format!(
-            "model.input must be {} (the dataset's input), not {}",
-            json_of(context.input),
-            json_of(&answer.model.input)
-        ));
+        answer.model.input = context.input.clone();
+        set.push("model.input");
     }
     if answer.model.num_classes != context.num_classes {
-        return Err(format!(
-            "model.num_classes must be {} (the dataset's classes), not {}",
-            context.num_classes, answer.model.num_classes
-        ));
+        answer.model.num_classes = context.num_classes;
+        set.push("model.num_classes");
     }
     if answer.train.epochs > context.max_epochs {
         return Err(format!(
@@ -248,10 +248,16 @@ pub fn check_answer(content: &str, context: &Context<'_>) -> Result<Proposal, St
     }
     let mut seen = strategy::seen(context.history);
     strategy::admit(&answer.model, &answer.train, context, &mut seen)?;
-    let rationale = match answer.rationale.trim() {
-        "" => "proposed by the LLM (no rationale given)".to_owned(),
+    let mut rationale = match answer.rationale.trim() {
+        "" => "LLM: (no rationale given)".to_owned(),
         text => format!("LLM: {text}"),
     };
+    if !set.is_empty() {
+        rationale.push_str(&format!(
+            " [{} set to the dataset's by the planner]",
+            set.join(" and ")
+        ));
+    }
     Ok(Proposal {
         model: answer.model,
         train: answer.train,
@@ -320,8 +326,13 @@ mod tests {
         assert!(refused.contains("epochs"), "{refused}");
 
         let wrong_input = good.replace("\"features\": 4", "\"features\": 7");
-        let refused = check_answer(&wrong_input, &context).expect_err("wrong input");
-        assert!(refused.contains("model.input"), "{refused}");
+        let fixed = check_answer(&wrong_input, &context).expect("the input is the dataset's");
+        assert_eq!(fixed.model.input, input);
+        assert!(
+            fixed.rationale.contains("model.input set to the dataset's"),
+            "{}",
+            fixed.rationale
+        );
     }
 
     proptest::proptest! {

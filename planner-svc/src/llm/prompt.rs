@@ -101,6 +101,87 @@ pub fn answer_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Answer)).unwrap_or_default()
 }
 
+/// The layer types (serde tags) a model of this input is built from.
+fn layer_tags(input: &InputSpec) -> &'static [&'static str] {
+    match input {
+        InputSpec::Image { .. } => &[
+            "conv2d",
+            "batch_norm",
+            "activation",
+            "pool2d",
+            "global_avg_pool",
+            "flatten",
+            "dropout",
+            "linear",
+            "residual",
+        ],
+        InputSpec::Text { .. } => &[
+            "embedding",
+            "conv1d",
+            "sequence_mean_pool",
+            "layer_norm",
+            "activation",
+            "dropout",
+            "linear",
+        ],
+        InputSpec::Tabular { .. } => &[
+            "linear",
+            "activation",
+            "dropout",
+            "batch_norm",
+            "layer_norm",
+            "residual",
+        ],
+    }
+}
+
+/// [`answer_schema`] narrowed to this session: `model.input` and `model.num_classes` fixed
+/// to the dataset's (`const`), `train.epochs` within the limit, and only the layer types
+/// this input uses — what a grammar-constrained server (llama.cpp) then cannot get wrong.
+pub fn answer_schema_for(context: &Context<'_>) -> serde_json::Value {
+    let mut schema = answer_schema();
+    let Some(defs) = schema.get_mut("$defs").and_then(|d| d.as_object_mut()) else {
+        return schema;
+    };
+    let properties = |defs: &mut serde_json::Map<String, serde_json::Value>, name: &str| {
+        defs.get_mut(name)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.as_object_mut())
+            .map(std::mem::take)
+    };
+    if let Some(mut model) = properties(defs, "ModelSpec") {
+        model.insert(
+            "input".into(),
+            serde_json::json!({"const": serde_json::to_value(context.input).unwrap_or_default()}),
+        );
+        model.insert(
+            "num_classes".into(),
+            serde_json::json!({"const": context.num_classes}),
+        );
+        defs["ModelSpec"]["properties"] = serde_json::Value::Object(model);
+    }
+    if let Some(mut train) = properties(defs, "TrainSpec") {
+        train.insert(
+            "epochs".into(),
+            serde_json::json!({"type": "integer", "minimum": 1, "maximum": context.max_epochs}),
+        );
+        defs["TrainSpec"]["properties"] = serde_json::Value::Object(train);
+    }
+    let allowed = layer_tags(context.input);
+    if let Some(variants) = defs
+        .get_mut("Layer")
+        .and_then(|l| l.get_mut("oneOf"))
+        .and_then(|o| o.as_array_mut())
+    {
+        variants.retain(|variant| {
+            let tag = &variant["properties"]["type"];
+            let tag = tag["const"].as_str().or_else(|| tag["enum"][0].as_str());
+            tag.is_none_or(|tag| allowed.contains(&tag))
+        });
+    }
+    schema
+}
+
 fn example(context: &Context<'_>) -> String {
     let model = ra_spec::examples::baseline(context.input, context.num_classes);
     let train = TrainSpec {
@@ -290,5 +371,22 @@ mod tests {
         for name in ["ModelSpec", "TrainSpec", "rationale", "out_features"] {
             assert!(schema.contains(name), "{name} in {schema}");
         }
+        // Narrowed to the session: the input and classes fixed, no image layers for a table.
+        let narrowed = answer_schema_for(&context);
+        let model = &narrowed["$defs"]["ModelSpec"]["properties"];
+        assert_eq!(
+            model["input"]["const"],
+            serde_json::json!({"kind": "tabular", "features": 4})
+        );
+        assert_eq!(model["num_classes"]["const"], 3);
+        assert_eq!(
+            narrowed["$defs"]["TrainSpec"]["properties"]["epochs"]["maximum"],
+            20
+        );
+        let layers = json_of(&narrowed["$defs"]["Layer"]);
+        assert!(
+            layers.contains("\"linear\"") && !layers.contains("\"conv2d\""),
+            "{layers}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Message, clip, prompt};
+use super::{Message, clip};
 use crate::config::LlmConfig;
 
 /// The longest pause between tries.
@@ -88,7 +88,8 @@ pub struct Transport {
     attempts: u32,
     backoff: Duration,
     stream: bool,
-    schema: Option<serde_json::Value>,
+    /// Whether to ask for the answer's schema at all (`json_schema`).
+    structured: bool,
     /// Which `response_format` this server takes: [`OPENAI_SCHEMA`], [`LLAMA_CPP_SCHEMA`] or
     /// [`PLAIN_JSON`].
     format: AtomicU8,
@@ -120,7 +121,7 @@ impl Transport {
             attempts: config.request_attempts.max(1),
             backoff: Duration::from_secs_f64(config.backoff_seconds.clamp(0.0, 300.0)),
             stream: config.stream,
-            schema: config.json_schema.then(prompt::answer_schema),
+            structured: config.json_schema,
             format: AtomicU8::new(if config.json_schema {
                 OPENAI_SCHEMA
             } else {
@@ -129,11 +130,16 @@ impl Transport {
         })
     }
 
-    /// One answer, retrying transient failures with backoff.
-    pub async fn complete(&self, messages: &[Message]) -> Result<Answered, Unanswered> {
+    /// One answer (of `schema`, where the server takes one), retrying transient failures with
+    /// backoff.
+    pub async fn complete(
+        &self,
+        messages: &[Message],
+        schema: &serde_json::Value,
+    ) -> Result<Answered, Unanswered> {
         let mut failed_tries = Vec::new();
         for attempt in 1..=self.attempts {
-            let mut outcome = self.once(messages).await;
+            let mut outcome = self.once(messages, schema).await;
             while let Err(TryError::SchemaRefused(reason)) = &outcome {
                 let format = self.format.load(Ordering::Relaxed);
                 if format >= PLAIN_JSON {
@@ -141,7 +147,7 @@ impl Transport {
                 }
                 tracing::info!(%reason, "the LLM server refused this response_format; asking in the next form");
                 self.format.store(format + 1, Ordering::Relaxed);
-                outcome = self.once(messages).await;
+                outcome = self.once(messages, schema).await;
             }
             match outcome {
                 Ok((content, usage, first_token_ms)) => {
@@ -186,13 +192,14 @@ impl Transport {
         })
     }
 
-    fn body(&self, messages: &[Message]) -> serde_json::Value {
-        let response_format = match (&self.schema, self.format.load(Ordering::Relaxed)) {
-            (Some(schema), OPENAI_SCHEMA) => serde_json::json!({
+    fn body(&self, messages: &[Message], schema: &serde_json::Value) -> serde_json::Value {
+        let format = self.format.load(Ordering::Relaxed);
+        let response_format = match (self.structured, format) {
+            (true, OPENAI_SCHEMA) => serde_json::json!({
                 "type": "json_schema",
                 "json_schema": {"name": "candidate", "schema": schema, "strict": false},
             }),
-            (Some(schema), LLAMA_CPP_SCHEMA) => {
+            (true, LLAMA_CPP_SCHEMA) => {
                 serde_json::json!({"type": "json_object", "schema": schema})
             }
             _ => serde_json::json!({"type": "json_object"}),
@@ -206,10 +213,14 @@ impl Transport {
         })
     }
 
-    async fn once(&self, messages: &[Message]) -> Result<(String, Usage, Option<u64>), TryError> {
+    async fn once(
+        &self,
+        messages: &[Message],
+        schema: &serde_json::Value,
+    ) -> Result<(String, Usage, Option<u64>), TryError> {
         let started = Instant::now();
-        let body = self.body(messages);
-        let sent_schema = self.schema.is_some() && self.format.load(Ordering::Relaxed) < PLAIN_JSON;
+        let body = self.body(messages, schema);
+        let sent_schema = self.structured && self.format.load(Ordering::Relaxed) < PLAIN_JSON;
         let mut request = self.http.post(&self.endpoint).json(&body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
