@@ -156,12 +156,15 @@ async fn the_session_page_follows_a_real_session_and_matches_the_registry() {
     let mut registry = RegistryServiceClient::connect(stack.registry_url())
         .await
         .expect("registry");
-    // The README's first session (several candidates, tens of seconds on 2 cores).
+    // The README's first session at a fixed 8 epochs (the cap the planner would scale up for
+    // this small set): several candidates, tens of seconds on 2 cores, so the page is watched
+    // while it runs.
     let started = planner
         .start_research(pb::StartResearchRequest {
             goal_text: "a model for synthetic-text with at least 90% accuracy within 10 candidates"
                 .into(),
             seed: 4,
+            max_epochs: 8,
             ..Default::default()
         })
         .await
