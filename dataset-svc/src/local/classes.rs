@@ -2,7 +2,7 @@
 //! usual names, else the last), and label values → classes (integers in numeric order, other
 //! values sorted), refusing empty labels, a single class, and columns that look continuous.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::error::{DatasetError, malformed};
@@ -118,29 +118,34 @@ pub(super) fn classes_of(
             ),
         ));
     }
-    let names: Vec<String> = match integers {
+    // Every value is one of the classes (they were drawn from the values), so each finds its
+    // index in one lookup.
+    Ok(match integers {
         Some(mut numbers) => {
             numbers.sort_unstable();
-            numbers.iter().map(i64::to_string).collect()
-        }
-        None => distinct.iter().map(|v| (*v).to_owned()).collect(),
-    };
-    let index_of = |value: &str| -> i64 {
-        let value = value.trim();
-        let found = match value.parse::<i64>() {
-            Ok(number) if integers_only(&names) => names
+            let index: BTreeMap<i64, i64> = numbers.iter().zip(0..).map(|(n, i)| (*n, i)).collect();
+            let labels = values
                 .iter()
-                .position(|n| n.parse::<i64>().ok() == Some(number)),
-            _ => names.iter().position(|n| n == value),
-        };
-        found.map_or(-1, |i| i as i64)
-    };
-    let labels = values.iter().map(|v| index_of(v)).collect();
-    Ok((names, labels))
-}
-
-fn integers_only(names: &[String]) -> bool {
-    names.iter().all(|n| n.parse::<i64>().is_ok())
+                .map(|v| {
+                    v.trim()
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(|n| index.get(&n).copied())
+                        .unwrap_or(-1)
+                })
+                .collect();
+            (numbers.iter().map(i64::to_string).collect(), labels)
+        }
+        None => {
+            let index: BTreeMap<&str, i64> =
+                distinct.iter().zip(0..).map(|(v, i)| (*v, i)).collect();
+            let labels = values
+                .iter()
+                .map(|v| index.get(v.trim()).copied().unwrap_or(-1))
+                .collect();
+            (distinct.iter().map(|v| (*v).to_owned()).collect(), labels)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -83,11 +83,14 @@ fn layout(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DatasetError> {
 
 /// Bytes of every image file under `dir`'s class folders.
 pub(super) fn folder_bytes(dir: &Path) -> Result<u64, DatasetError> {
+    layout_bytes(&layout(dir)?)
+}
+
+/// Bytes of the image files of a [`layout`].
+fn layout_bytes(layout: &[(String, Vec<PathBuf>)]) -> Result<u64, DatasetError> {
     let mut total = 0;
-    for (_, files) in layout(dir)? {
-        for file in files {
-            total += std::fs::metadata(&file).map_err(io(&file))?.len();
-        }
+    for file in layout.iter().flat_map(|(_, files)| files) {
+        total += std::fs::metadata(file).map_err(io(file))?.len();
     }
     Ok(total)
 }
@@ -133,7 +136,7 @@ pub(super) fn load(
         }
     };
     let layout = layout(dir)?;
-    let bytes = folder_bytes(dir)?;
+    let bytes = layout_bytes(&layout)?;
     if bytes > cap {
         return Err(DatasetError::TooLarge {
             what: format!("the images under {}", dir.display()),

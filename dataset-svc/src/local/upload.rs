@@ -37,8 +37,10 @@ pub fn resolve(settings: &DataSettings, id: &str, inside: &str) -> Result<PathBu
     Ok(settings.uploads_dir().join(id).join(inside))
 }
 
-/// One file being received.
+/// The one file being received: its chunks follow each other.
 struct Receiving {
+    path: String,
+    target: PathBuf,
     file: std::fs::File,
     hash: Sha256,
 }
@@ -51,8 +53,8 @@ pub struct Upload {
     options: String,
     uploads: PathBuf,
     staging: Option<tempfile::TempDir>,
-    files: BTreeMap<String, Receiving>,
-    current: Option<String>,
+    current: Option<Receiving>,
+    /// Files received whole, with their sha256.
     done: BTreeMap<String, String>,
     bytes: u64,
     cap: u64,
@@ -110,7 +112,6 @@ impl Upload {
             options: options.to_owned(),
             uploads,
             staging: Some(staging),
-            files: BTreeMap::new(),
             current: None,
             done: BTreeMap::new(),
             bytes: 0,
@@ -148,11 +149,9 @@ impl Upload {
                 },
             ));
         }
-        if self.current.as_deref() != Some(path) {
-            if let Some(previous) = self.current.take() {
-                self.close(&previous)?;
-            }
-            if self.done.contains_key(path) || self.files.contains_key(path) {
+        if self.current.as_ref().is_none_or(|c| c.path != path) {
+            self.close()?;
+            if self.done.contains_key(path) {
                 return Err(bad_option(
                     "chunk.path",
                     format!(
@@ -172,14 +171,12 @@ impl Upload {
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
             let file = std::fs::File::create(&target).map_err(io(&target))?;
-            self.files.insert(
-                path.to_owned(),
-                Receiving {
-                    file,
-                    hash: Sha256::new(),
-                },
-            );
-            self.current = Some(path.to_owned());
+            self.current = Some(Receiving {
+                path: path.to_owned(),
+                target,
+                file,
+                hash: Sha256::new(),
+            });
         }
         self.bytes += data.len() as u64;
         if self.bytes > self.cap {
@@ -190,12 +187,14 @@ impl Upload {
                 setting: "data.local_max_bytes",
             });
         }
-        let target = self.target(path);
         let receiving = self
-            .files
-            .get_mut(path)
+            .current
+            .as_mut()
             .ok_or_else(|| bad_option("chunk.path", "internal: no open file"))?;
-        receiving.file.write_all(data).map_err(io(&target))?;
+        receiving
+            .file
+            .write_all(data)
+            .map_err(io(&receiving.target))?;
         receiving.hash.update(data);
         Ok(())
     }
@@ -208,21 +207,19 @@ impl Upload {
         }
     }
 
-    fn close(&mut self, path: &str) -> Result<(), DatasetError> {
-        if let Some(receiving) = self.files.remove(path) {
-            let target = self.target(path);
-            receiving.file.sync_all().map_err(io(&target))?;
+    /// Ends the file being received, if any, keeping its sha256.
+    fn close(&mut self) -> Result<(), DatasetError> {
+        if let Some(receiving) = self.current.take() {
+            receiving.file.sync_all().map_err(io(&receiving.target))?;
             self.done
-                .insert(path.to_owned(), hex::encode(receiving.hash.finalize()));
+                .insert(receiving.path, hex::encode(receiving.hash.finalize()));
         }
         Ok(())
     }
 
     /// Moves the files into `uploads/<id>/` (or keeps the copy already there).
     pub fn finish(mut self) -> Result<Uploaded, DatasetError> {
-        if let Some(previous) = self.current.take() {
-            self.close(&previous)?;
-        }
+        self.close()?;
         if self.done.is_empty() {
             return Err(bad_option("chunk", "the upload holds no file"));
         }
