@@ -224,6 +224,22 @@ impl LocalDataset {
     }
 }
 
+/// Whether a file or folder of an `images:` folder counts: hidden names (`.DS_Store`, `.git`)
+/// never do.
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('.')
+}
+
+/// Whether a file of an `images:` class folder is an image dataset-svc reads (PNG or JPEG, by
+/// its extension, any case); the upload sends exactly these.
+pub fn is_image_name(name: &str) -> bool {
+    !is_hidden(name)
+        && Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
 /// Whether `name` is of the local form (`csv:`, `tsv:`, `parquet:`, `images:`, `text:`).
 pub fn is_local(name: &str) -> bool {
     name.split_once(':')
@@ -290,6 +306,8 @@ mod tests {
             LocalDataset::find_in_text("best accuracy on \"reviews.jsonl\".").expect("found");
         assert_eq!(found.name(), "text:reviews.jsonl");
         assert_eq!(LocalDataset::find_in_text("a CNN for cifar10 >75%"), None);
+        assert!(is_image_name("cat.PNG") && is_image_name("a.jpeg"));
+        assert!(!is_image_name(".hidden.png") && !is_image_name("notes.txt"));
     }
 
     proptest::proptest! {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ra_client::local_data::{LocalDataset, LocalKind};
+use ra_client::local_data::{self, LocalDataset, LocalKind};
 use ra_proto::dataset::v1 as ds;
 
 use super::*;
@@ -31,17 +31,13 @@ fn files(dataset: &LocalDataset, path: &Path) -> anyhow::Result<Vec<(String, Pat
     let mut files = Vec::new();
     for class in std::fs::read_dir(path).with_context(|| format!("read {}", path.display()))? {
         let class = class?.path();
-        if !class.is_dir() || file_name(&class)?.starts_with('.') {
+        if !class.is_dir() || local_data::is_hidden(&file_name(&class)?) {
             continue;
         }
         for file in std::fs::read_dir(&class)? {
             let file = file?.path();
             let name = file_name(&file)?;
-            let image = Path::new(&name)
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"));
-            if file.is_file() && image && !name.starts_with('.') {
+            if file.is_file() && local_data::is_image_name(&name) {
                 files.push((format!("{}/{name}", file_name(&class)?), file));
             }
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView};
-use ra_client::local_data::LocalDataset;
+use ra_client::local_data::{self, LocalDataset};
 use sha2::{Digest, Sha256};
 
 use super::identity_name;
@@ -20,15 +20,17 @@ const FORMAT: &str = "image folder";
 /// The largest side a declared size may have.
 const MAX_SIDE: u32 = 1_024;
 
+fn name_of(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name()
+        .map_or(std::borrow::Cow::Borrowed(""), |n| n.to_string_lossy())
+}
+
 fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+    local_data::is_image_name(&name_of(path))
 }
 
 fn hidden(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    local_data::is_hidden(&name_of(path))
 }
 
 /// Sorted entries of `dir` that `keep` accepts.
