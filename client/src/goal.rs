@@ -34,6 +34,18 @@ pub fn budget_from_label(label: &str) -> Option<common::Budget> {
     (seen == 3).then_some(budget)
 }
 
+/// What a target asks for, in words after its metric: "> 0.9", "< 0.3", or for an open-ended
+/// goal "as high as the budget finds" / "as low as the budget finds".
+pub fn target_words(target: &common::Target) -> String {
+    let minimize = target.direction == common::Direction::Minimize as i32;
+    match (target.open_ended, minimize) {
+        (true, true) => "as low as the budget finds".to_owned(),
+        (true, false) => "as high as the budget finds".to_owned(),
+        (false, true) => format!("< {}", target.threshold),
+        (false, false) => format!("> {}", target.threshold),
+    }
+}
+
 /// Whether larger or smaller values of the metric are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -164,6 +176,16 @@ mod tests {
             direction: direction as i32,
             open_ended: false,
         }
+    }
+
+    #[test]
+    fn targets_are_said_in_words() {
+        let mut loss = target("val_loss", 0.3, common::Direction::Minimize);
+        assert_eq!(target_words(&loss), "< 0.3");
+        loss.open_ended = true;
+        assert_eq!(target_words(&loss), "as low as the budget finds");
+        let accuracy = target("val_accuracy", 0.9, common::Direction::Maximize);
+        assert_eq!(target_words(&accuracy), "> 0.9");
     }
 
     #[test]

@@ -340,15 +340,7 @@ fn markdown(
         "- dataset `{}`, target `{}` {} at {:.0}% confidence ({})",
         goal.dataset,
         target.metric,
-        match (
-            target.open_ended,
-            target.direction == common::Direction::Minimize as i32,
-        ) {
-            (true, true) => "as low as the budget finds".to_owned(),
-            (true, false) => "as high as the budget finds".to_owned(),
-            (false, true) => format!("< {}", target.threshold),
-            (false, false) => format!("> {}", target.threshold),
-        },
+        ra_client::goal::target_words(&target),
         goal.confidence * 100.0,
         if target.open_ended {
             "open-ended: the best candidate found, compared with the baseline and the runner-up by Welch's t-test, Holm-adjusted"

@@ -321,14 +321,10 @@ pub(super) async fn start_and_follow(
             strategy_name(status.strategy),
             goal.dataset,
             target.metric,
-            match (
-                target.open_ended,
-                target.direction == common::Direction::Minimize as i32,
-            ) {
-                (true, true) => "as low as the budget finds (open-ended)".to_owned(),
-                (true, false) => "as high as the budget finds (open-ended)".to_owned(),
-                (false, true) => format!("< {}", target.threshold),
-                (false, false) => format!("> {}", target.threshold),
+            if target.open_ended {
+                format!("{} (open-ended)", ra_client::goal::target_words(&target))
+            } else {
+                ra_client::goal::target_words(&target)
             },
             goal.confidence * 100.0,
             goal.num_seeds,

@@ -43,22 +43,15 @@ impl Research {
     /// The end of an open-ended session whose budget is spent: `Completed` with the best
     /// candidate, or `Exhausted` when no candidate produced a result.
     pub(super) async fn answer(&mut self, reason: String) -> End {
-        let board = self.leaderboard();
-        let scored: Vec<&pb::LeaderboardEntry> = board
+        // The candidates with a result, best first (the leaderboard's order).
+        let scored: Vec<&CandidateRecord> = self
+            .leaderboard()
             .iter()
-            .filter(|e| e.aggregate.as_ref().is_some_and(|a| a.n > 0))
-            .filter(|e| {
-                self.candidates
-                    .iter()
-                    .any(|c| c.id == e.candidate_id && c.failure.is_none())
-            })
+            .filter_map(|e| self.candidates.iter().find(|c| c.id == e.candidate_id))
+            .filter(|c| c.score().is_some())
             .collect();
-        let Some(best) = scored.first().copied() else {
+        let Some(&best_record) = scored.first() else {
             return End::Exhausted(format!("{reason}; no candidate produced a result"));
-        };
-        let record = |id: &str| self.candidates.iter().find(|c| c.id == id);
-        let Some(best_record) = record(&best.candidate_id) else {
-            return End::Exhausted(reason);
         };
         let baseline = self
             .candidates
@@ -67,7 +60,7 @@ impl Research {
             .filter(|c| c.id != best_record.id);
         let runner_up = scored
             .get(1)
-            .and_then(|e| record(&e.candidate_id))
+            .copied()
             .filter(|c| baseline.is_none_or(|b| b.id != c.id));
         let mut others: Vec<(&'static str, &CandidateRecord)> = Vec::new();
         if let Some(baseline) = baseline {
